@@ -1,0 +1,36 @@
+# The two commands of the README's quick start: `make serve` and `make test`.
+# Each creates .venv on first use and installs what it needs, so a fresh clone
+# needs nothing but Python 3.11+ and make.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+
+.PHONY: serve test check lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+## Install and serve the example app on http://127.0.0.1:$(PORT)/
+serve: $(VENV)/.installed
+	$(BIN)/trioweb serve examples.hello:app --port $(PORT)
+
+## Install the test tools and run the whole suite, the type checker and the linter
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+	$(BIN)/mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,914 @@
+"""Pure HTTP helpers: strings, headers, query strings, cookies, dates, etags.
+
+Everything here is a plain function or a plain data structure. Nothing does
+I/O, nothing imports trio, nothing logs, so every piece can be unit-tested on
+its own and called from any layer (the connection engine, the handler, the
+test client).
+
+Several of these run on every request (:meth:`HTTPHeaders.from_raw`,
+:func:`parse_qs_bytes`, :func:`http_date`), so they are written for speed:
+they avoid regular expressions and the general-purpose :mod:`urllib.parse`
+machinery where a plain ``split`` does the job, and they cache what repeats.
+
+A note on text and bytes. HTTP is bytes on the wire. trioweb turns header
+fields and the request target into :class:`str` by decoding them as
+**latin-1**, which maps each byte to the code point of the same value and
+back, so no byte is ever lost: ``s.encode("latin-1")`` gives the wire bytes
+again. Decoding as UTF-8 (the real meaning of most non-ASCII bytes in a URL)
+is left to the layers that know what to do when it fails, such as the
+handler's ``decode_argument()``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import collections.abc
+import datetime
+import email.utils
+import http.client
+import math
+import re
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar, overload
+
+__all__ = [
+    "HTTPHeaders",
+    "etag_matches",
+    "format_set_cookie",
+    "format_timestamp",
+    "http_date",
+    "is_valid_header_name",
+    "is_valid_header_value",
+    "parse_body_arguments",
+    "parse_cookie",
+    "parse_http_date",
+    "parse_qs_bytes",
+    "qs_to_qsl",
+    "reason_phrase",
+    "split_host_and_port",
+    "split_target",
+    "to_unicode",
+    "url_concat",
+    "url_unescape",
+    "utf8",
+]
+
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------
+# str and bytes
+# --------------------------------------------------------------------------
+
+
+@overload
+def utf8(value: str | bytes) -> bytes: ...
+@overload
+def utf8(value: None) -> None: ...
+def utf8(value: str | bytes | None) -> bytes | None:
+    """Return *value* as bytes, encoding a :class:`str` as UTF-8.
+
+    Bytes and ``None`` come back unchanged, so you can call it on a value
+    without first checking which kind it is. Anything else is a
+    :class:`TypeError`: silently calling ``str()`` on, say, a dict would hide
+    the bug that put it there.
+    """
+    if isinstance(value, bytes) or value is None:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"expected str, bytes or None, got {type(value).__name__}")
+
+
+@overload
+def to_unicode(value: str | bytes) -> str: ...
+@overload
+def to_unicode(value: None) -> None: ...
+def to_unicode(value: str | bytes | None) -> str | None:
+    """Return *value* as :class:`str`, decoding bytes as UTF-8.
+
+    The decode is strict: invalid UTF-8 raises :class:`UnicodeDecodeError`,
+    which the caller turns into the right answer (usually a 400).
+    :class:`str` and ``None`` come back unchanged; other types are a
+    :class:`TypeError`.
+    """
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    raise TypeError(f"expected str, bytes or None, got {type(value).__name__}")
+
+
+@overload
+def url_unescape(value: str | bytes, encoding: None, plus: bool = True) -> bytes: ...
+@overload
+def url_unescape(
+    value: str | bytes, encoding: str = "utf-8", plus: bool = True
+) -> str: ...
+def url_unescape(
+    value: str | bytes, encoding: str | None = "utf-8", plus: bool = True
+) -> str | bytes:
+    """Decode the ``%XX`` escapes of a URL component.
+
+    Args:
+      value: The escaped component.
+      encoding: The charset the escaped bytes are decoded with. Bytes that
+        do not decode become U+FFFD. ``None`` returns the raw bytes instead,
+        which is what you want when the caller decides how to decode (and
+        how to fail).
+      plus: Turn ``+`` into a space. That is right for query strings and
+        form bodies (``application/x-www-form-urlencoded``) and wrong for
+        paths, where ``+`` is a literal plus: pass ``plus=False`` there.
+
+    >>> url_unescape("a+b%20c%2B")
+    'a b c+'
+    >>> url_unescape("a+b%2B", plus=False)
+    'a+b+'
+    >>> url_unescape("%C3%A9", encoding=None)
+    b'\\xc3\\xa9'
+    """
+    if encoding is None:
+        if plus:
+            if isinstance(value, bytes):
+                value = value.replace(b"+", b" ")
+            else:
+                value = value.replace("+", " ")
+        return urllib.parse.unquote_to_bytes(value)
+    if isinstance(value, bytes):
+        if plus:
+            value = value.replace(b"+", b" ")
+        return urllib.parse.unquote_to_bytes(value).decode(encoding, "replace")
+    if plus:
+        return urllib.parse.unquote_plus(value, encoding=encoding)
+    return urllib.parse.unquote(value, encoding=encoding)
+
+
+# --------------------------------------------------------------------------
+# Header fields
+# --------------------------------------------------------------------------
+
+# Header names repeat endlessly (every request has Host, User-Agent,
+# Accept...), so their normalized form is cached. The caches are bounded
+# because a client chooses the names: a flood of unique names must not grow
+# memory. Past the limit, names are still normalized, just not remembered.
+_NAME_CACHE_LIMIT = 1000
+_normalized_names: dict[str, str] = {}
+_normalized_raw_names: dict[bytes, str] = {}
+
+
+def _normalize_name(name: str) -> str:
+    """Map a header name to ``Http-Header-Case`` (``coNtent-TYPE`` ->
+    ``Content-Type``), the form :class:`HTTPHeaders` stores and shows."""
+    normalized = _normalized_names.get(name)
+    if normalized is None:
+        normalized = "-".join([part.capitalize() for part in name.split("-")])
+        if len(_normalized_names) < _NAME_CACHE_LIMIT:
+            _normalized_names[name] = normalized
+    return normalized
+
+
+def _normalize_raw_name(name: bytes) -> str:
+    normalized = _normalized_raw_names.get(name)
+    if normalized is None:
+        normalized = _normalize_name(name.decode("latin-1"))
+        if len(_normalized_raw_names) < _NAME_CACHE_LIMIT:
+            _normalized_raw_names[name] = normalized
+    return normalized
+
+
+class HTTPHeaders(collections.abc.MutableMapping[str, str]):
+    """The header fields of a request or response: a case-insensitive
+    multi-dict.
+
+    A field name may occur more than once (``Set-Cookie``, ``Accept``...),
+    so each name maps to a list of values. The plain mapping interface sees
+    one value per name, Tornado style:
+
+    - ``headers["Accept"]`` is every value joined with ``","``, which is what
+      RFC 9110 says repeated fields mean (except ``Set-Cookie``: use
+      :meth:`get_list` for that one).
+    - ``headers["Accept"] = "text/html"`` replaces every value.
+    - :meth:`add` appends a value, :meth:`get_list` returns all of them,
+      :meth:`get_all` walks every ``(name, value)`` pair.
+
+    Names are case-insensitive and are stored in ``Http-Header-Case``, so
+    ``"content-type" in headers`` and ``headers["CONTENT-TYPE"]`` work, and
+    iterating yields ``"Content-Type"``.
+
+    The constructor takes what :class:`dict` takes, with one difference that
+    matters for a multi-dict: an iterable of ``(name, value)`` pairs keeps
+    every pair (``HTTPHeaders([("A", "1"), ("A", "2")])`` has two values for
+    ``A``), so ``eval(repr(headers))`` rebuilds the same headers. Passing
+    another :class:`HTTPHeaders` copies all its values.
+
+    Values are not validated here: the connection engine (via h11) checks
+    what it receives and what it sends; use :func:`is_valid_header_value` to
+    check a value early, where the mistake is made.
+    """
+
+    __slots__ = ("_as_list",)
+
+    _as_list: dict[str, list[str]]
+
+    def __init__(self, *args: Any, **kwargs: str) -> None:
+        self._as_list = {}
+        if len(args) > 1:
+            raise TypeError(
+                f"HTTPHeaders expected at most 1 positional argument, got {len(args)}"
+            )
+        if args:
+            source = args[0]
+            if isinstance(source, HTTPHeaders):
+                for name, values in source._as_list.items():
+                    self._as_list[name] = list(values)
+            elif isinstance(source, Mapping):
+                for name in source:
+                    self[name] = source[name]
+            else:
+                for name, value in source:
+                    self.add(name, value)
+        for name, value in kwargs.items():
+            self[name] = value
+
+    @classmethod
+    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> HTTPHeaders:
+        """Build headers from ``(name, value)`` byte pairs, as h11 gives them.
+
+        This is the per-request fast path: h11 has already checked the
+        syntax (names are tokens, values have no CR/LF and no surrounding
+        whitespace), so the pairs are only decoded (latin-1, lossless) and
+        grouped. Names may arrive in any case; h11 lowercases them.
+        """
+        headers = cls()
+        as_list = headers._as_list
+        normalize = _normalize_raw_name
+        for raw_name, raw_value in raw:
+            name = normalize(raw_name)
+            value = raw_value.decode("latin-1")
+            values = as_list.get(name)
+            if values is None:
+                as_list[name] = [value]
+            else:
+                values.append(value)
+        return headers
+
+    def add(self, name: str, value: str) -> None:
+        """Add a value for *name*, keeping the values already there."""
+        normalized = _normalize_name(name)
+        values = self._as_list.get(normalized)
+        if values is None:
+            self._as_list[normalized] = [value]
+        else:
+            values.append(value)
+
+    def get_list(self, name: str) -> list[str]:
+        """Return every value of *name*, in the order received; ``[]`` when
+        absent. The list is a copy: changing it does not change the headers.
+        """
+        return list(self._as_list.get(_normalize_name(name), ()))
+
+    def get_all(self) -> Iterator[tuple[str, str]]:
+        """Yield every ``(name, value)`` pair.
+
+        Names come in the order they first appeared, and the values of one
+        name in the order they were added. (Pairs of different names are not
+        interleaved as they were on the wire; their relative order carries
+        no meaning in HTTP, while the order of one name's values does.)
+        """
+        for name, values in self._as_list.items():
+            for value in values:
+                yield name, value
+
+    def copy(self) -> HTTPHeaders:
+        """Return an independent copy, with every value of every name."""
+        new = type(self)()
+        new._as_list = {name: list(values) for name, values in self._as_list.items()}
+        return new
+
+    __copy__ = copy
+
+    def __getitem__(self, name: str) -> str:
+        values = self._as_list[_normalize_name(name)]
+        # Nearly every field occurs once: skip the join then.
+        if len(values) == 1:
+            return values[0]
+        return ",".join(values)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._as_list[_normalize_name(name)] = [value]
+
+    def __delitem__(self, name: str) -> None:
+        del self._as_list[_normalize_name(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and _normalize_name(name) in self._as_list
+
+    def __len__(self) -> int:
+        return len(self._as_list)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._as_list)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self.get_all())!r})"
+
+
+def is_valid_header_name(name: str | bytes) -> bool:
+    """Whether *name* is a valid field name: an RFC 9110 token.
+
+    A token is one or more of the letters, digits and ``!#$%&'*+-.^_`|~``;
+    no spaces, no colon, no control characters, nothing outside ASCII.
+    """
+    if isinstance(name, bytes):
+        return _TOKEN_BYTES_RE.fullmatch(name) is not None
+    return _TOKEN_RE.fullmatch(name) is not None
+
+
+def is_valid_header_value(value: str | bytes) -> bool:
+    """Whether *value* can be sent as a field value.
+
+    False when it contains a control character (CR, LF, NUL and the other C0
+    controls, or DEL), where tab is the one allowed, and for a :class:`str`
+    also when a character does not fit in latin-1 (the encoding trioweb sends
+    header text in). CR and LF are the dangerous ones: a value that can carry
+    them lets whoever controls it write extra header fields, or a whole extra
+    response ("response splitting").
+
+    False too when the value starts or ends with a space or tab: such
+    padding is not part of a field value (RFC 9110, section 5.5), and h11
+    refuses to send it. Strip the value first. The empty value is valid.
+    """
+    if isinstance(value, bytes):
+        return _VALID_VALUE_BYTES_RE.fullmatch(value) is not None
+    return _VALID_VALUE_RE.fullmatch(value) is not None
+
+
+_TOKEN_CHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_TOKEN_RE = re.compile(f"[{_TOKEN_CHARS}]+")
+_TOKEN_BYTES_RE = re.compile(f"[{_TOKEN_CHARS}]+".encode("ascii"))
+# Visible characters (printable ASCII and the latin-1 range above DEL), with
+# single spaces or tabs allowed only between them.
+_FIELD_CHAR = r"[\x21-\x7e\x80-\xff]"
+_FIELD_VALUE = rf"(?:{_FIELD_CHAR}+(?:[ \t]+{_FIELD_CHAR}+)*)?"
+_VALID_VALUE_RE = re.compile(_FIELD_VALUE)
+_VALID_VALUE_BYTES_RE = re.compile(_FIELD_VALUE.encode("ascii"))
+
+
+# --------------------------------------------------------------------------
+# Request targets, hosts and status lines
+# --------------------------------------------------------------------------
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """Split a request target into its path and its query string.
+
+    >>> split_target("/search?q=trio&page=2")
+    ('/search', 'q=trio&page=2')
+    >>> split_target("/")
+    ('/', '')
+
+    The query is everything after the first ``?``, without the ``?``.
+    """
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def split_host_and_port(netloc: str) -> tuple[str, int | None]:
+    """Split a ``Host`` header (or any ``host[:port]``) into host and port.
+
+    >>> split_host_and_port("example.com:8080")
+    ('example.com', 8080)
+    >>> split_host_and_port("example.com")
+    ('example.com', None)
+    >>> split_host_and_port("[::1]:80")
+    ('[::1]', 80)
+
+    An IPv6 address keeps its brackets, as in a URL, so that
+    ``f"{host}:{port}"`` is valid again; ``host.strip("[]")`` gives the bare
+    address for socket calls. An unbracketed IPv6 address such as ``::1``
+    has no port. A port that is not all digits is not a port: the whole
+    string is the host, with port ``None``.
+    """
+    if netloc.startswith("["):
+        end = netloc.find("]")
+        if end != -1:
+            host, rest = netloc[: end + 1], netloc[end + 1 :]
+            if rest.startswith(":") and _is_ascii_digits(rest[1:]):
+                return host, int(rest[1:])
+        return netloc, None
+    host, sep, port = netloc.rpartition(":")
+    if sep and host and ":" not in host and _is_ascii_digits(port):
+        return host, int(port)
+    return netloc, None
+
+
+def _is_ascii_digits(text: str) -> bool:
+    # str.isdigit() also accepts digits of other scripts, which int() would
+    # then happily convert.
+    return text.isascii() and text.isdigit()
+
+
+def reason_phrase(code: int) -> str:
+    """The standard reason phrase of a status code (``404`` -> ``"Not
+    Found"``), or ``"Unknown"`` for a code that has none."""
+    return http.client.responses.get(code, "Unknown")
+
+
+# --------------------------------------------------------------------------
+# Query strings and form bodies
+# --------------------------------------------------------------------------
+
+
+def parse_qs_bytes(
+    qs: str | bytes, keep_blank_values: bool = True, strict_parsing: bool = False
+) -> dict[str, list[bytes]]:
+    """Parse a query string (or an urlencoded form body) into a dict of
+    names to lists of values.
+
+    Like :func:`urllib.parse.parse_qs`, except that the values stay bytes:
+    how to decode them (and what to do when they are not UTF-8) is the
+    caller's choice, made later. Names become :class:`str` by decoding as
+    latin-1, so any byte survives: ``name.encode("latin-1")`` gives the
+    unescaped bytes back, and for an ASCII name (nearly all of them) the
+    name is simply itself. This is Tornado's behaviour.
+
+    ``+`` means space and ``%XX`` escapes are decoded, in names and values;
+    a malformed escape (``%zz``) is kept as it is. Fields are separated by
+    ``&`` only.
+
+    Args:
+      qs: The query string, without the leading ``?``. A :class:`str` is
+        taken to be latin-1-decoded bytes, as trioweb gives you the target.
+      keep_blank_values: Keep fields with an empty value (``a=`` and a bare
+        ``a``) as ``b""``. On by default, because ``?debug`` usually means
+        something.
+      strict_parsing: Raise :class:`ValueError` for an empty field or one
+        without ``=``, instead of being lenient.
+
+    >>> parse_qs_bytes("a=1&a=2&b=x+y&c")
+    {'a': [b'1', b'2'], 'b': [b'x y'], 'c': [b'']}
+    """
+    raw = _query_bytes(qs)
+    result: dict[str, list[bytes]] = {}
+    if not raw:
+        return result
+    unquote = urllib.parse.unquote_to_bytes
+    for field in raw.split(b"&"):
+        name, eq, value = field.partition(b"=")
+        if not eq:
+            if strict_parsing:
+                raise ValueError(f"bad query field: {field!r}")
+            if not field or not keep_blank_values:
+                continue
+        elif not value and not keep_blank_values:
+            continue
+        # Most names and values need no unescaping at all: test before
+        # paying for a call.
+        if b"+" in name:
+            name = name.replace(b"+", b" ")
+        if b"%" in name:
+            name = unquote(name)
+        if b"+" in value:
+            value = value.replace(b"+", b" ")
+        if b"%" in value:
+            value = unquote(value)
+        key = name.decode("latin-1")
+        values = result.get(key)
+        if values is None:
+            result[key] = [value]
+        else:
+            values.append(value)
+    return result
+
+
+def _query_bytes(qs: str | bytes) -> bytes:
+    if isinstance(qs, bytes):
+        return qs
+    try:
+        return qs.encode("latin-1")
+    except UnicodeEncodeError:
+        # Not text that came off the wire: a str built in code, with
+        # characters beyond latin-1. UTF-8 is what a browser would send.
+        return qs.encode("utf-8")
+
+
+def qs_to_qsl(qs: Mapping[str, Iterable[_T]]) -> Iterator[tuple[str, _T]]:
+    """Turn a dict of lists (as :func:`parse_qs_bytes` returns) back into
+    ``(name, value)`` pairs, one pair per value."""
+    for name, values in qs.items():
+        for value in values:
+            yield name, value
+
+
+def parse_body_arguments(
+    content_type: str,
+    body: bytes,
+    arguments: dict[str, list[bytes]],
+    headers: HTTPHeaders | None = None,
+) -> None:
+    """Parse a form body and append its fields to *arguments*.
+
+    Only ``application/x-www-form-urlencoded`` is understood for now; other
+    content types are left alone (the body stays available as bytes).
+    *arguments* is extended in place, so the query arguments and the body
+    arguments of a request can be collected into one dict.
+
+    A body sent with a ``Content-Encoding`` other than ``identity`` (a
+    gzipped form, say) is ignored rather than parsed as garbage: the
+    connection engine decodes bodies it supports before they get here. This
+    is Tornado's behaviour, except that nothing is logged (this module does
+    no I/O); check ``headers`` yourself to report it.
+    """
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        return
+    if headers is not None:
+        encoding = headers.get("Content-Encoding")
+        if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+            return
+    for name, values in parse_qs_bytes(body).items():
+        arguments.setdefault(name, []).extend(values)
+
+
+def url_concat(
+    url: str,
+    args: dict[str, Any] | list[tuple[str, Any]] | tuple[tuple[str, Any], ...] | None,
+) -> str:
+    """Append query arguments to *url*, after any it already has.
+
+    >>> url_concat("http://example.com/foo", {"c": "d"})
+    'http://example.com/foo?c=d'
+    >>> url_concat("http://example.com/foo?a=b", [("c", "d"), ("c", "d2")])
+    'http://example.com/foo?a=b&c=d&c=d2'
+
+    A list or tuple of pairs can repeat a name; a dict cannot. Values go
+    through :func:`str` and are escaped. The query already in the URL is
+    parsed and re-encoded, so its escaping may change form (``%20`` becomes
+    ``+``) without changing meaning. ``args=None`` returns *url* unchanged.
+    """
+    if args is None:
+        return url
+    if isinstance(args, dict):
+        extra: Iterable[tuple[str, Any]] = args.items()
+    elif isinstance(args, list | tuple):
+        extra = args
+    else:
+        raise TypeError(
+            "url_concat() args must be a dict, a list or tuple of pairs, or None;"
+            f" got {type(args).__name__}"
+        )
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query.extend(extra)
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+# --------------------------------------------------------------------------
+# Cookies
+# --------------------------------------------------------------------------
+
+
+def parse_cookie(cookie: str) -> dict[str, str]:
+    """Parse a ``Cookie`` request header into a dict of names to values.
+
+    Lenient, the way browsers are and the way Tornado is: fields are split
+    on ``;``, a field without ``=`` is a value with the empty name (some
+    browsers send that), surrounding whitespace is dropped, and a value in
+    double quotes is unquoted the way :mod:`http.cookies` quoted it
+    (``\\"``, ``\\\\`` and ``\\ooo`` octal escapes). When a name occurs
+    twice the last value wins. Nothing here raises: a malformed cookie
+    header is the client's problem, not a reason to fail the request.
+
+    >>> parse_cookie('a=1; b="x y"; c')
+    {'a': '1', 'b': 'x y', '': 'c'}
+    """
+    cookies: dict[str, str] = {}
+    for field in cookie.split(";"):
+        name, eq, value = field.partition("=")
+        if not eq:
+            name, value = "", name
+        name = name.strip()
+        value = value.strip()
+        if name or value:
+            cookies[name] = _unquote_cookie(value)
+    return cookies
+
+
+# One pass, left to right, so the work is linear in the length of the value
+# (a hostile cookie cannot make it quadratic).
+_COOKIE_ESCAPE_RE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))", re.DOTALL)
+
+
+def _cookie_unescape(match: re.Match[str]) -> str:
+    octal = match.group(1)
+    if octal is not None:
+        return chr(int(octal, 8))
+    return match.group(2)
+
+
+def _unquote_cookie(value: str) -> str:
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    value = value[1:-1]
+    if "\\" not in value:
+        return value
+    return _COOKIE_ESCAPE_RE.sub(_cookie_unescape, value)
+
+
+# The characters a cookie value may hold without quotes, as http.cookies
+# defines them; any other character makes the value quoted.
+_COOKIE_LEGAL_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~:"
+)
+# Never valid in a value, quoted or not: controls and space, because they
+# break the header; ';' and ',' because browsers split cookies on them
+# whatever the quotes say; and anything beyond latin-1, which cannot be sent.
+_COOKIE_VALUE_INVALID_RE = re.compile(r"[\x00-\x20\x7f;,]|[^\x00-\xff]")
+_COOKIE_ATTR_INVALID_RE = re.compile(r"[\x00-\x1f\x7f;]|[^\x00-\x7f]")
+_SAMESITE_VALUES = {"strict": "Strict", "lax": "Lax", "none": "None"}
+
+
+def _quote_cookie_value(value: str) -> str:
+    if _COOKIE_LEGAL_CHARS.issuperset(value):
+        return value
+    escaped = []
+    for char in value:
+        if char == '"' or char == "\\":
+            escaped.append("\\" + char)
+        elif char >= "\x80":
+            escaped.append(f"\\{ord(char):03o}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def format_set_cookie(
+    name: str,
+    value: str,
+    *,
+    domain: str | None = None,
+    expires: float | datetime.datetime | None = None,
+    path: str | None = "/",
+    max_age: int | None = None,
+    httponly: bool = False,
+    secure: bool = False,
+    samesite: str | None = None,
+) -> str:
+    """Build the value of a ``Set-Cookie`` response header.
+
+    >>> format_set_cookie("session", "abc123", httponly=True)
+    'session=abc123; Path=/; HttpOnly'
+
+    Args:
+      name: The cookie name: an RFC 9110 token (letters, digits and
+        ``!#$%&'*+-.^_`|~``).
+      value: The cookie value. It is put in double quotes, with ``"`` and
+        ``\\`` escaped, when it holds a character that is not safe bare
+        (``=`` or ``/`` for example), exactly as :mod:`http.cookies` does, so
+        :func:`parse_cookie` reads it back unchanged. Characters from
+        U+0080 to U+00FF become octal escapes.
+      domain: The ``Domain`` attribute; omitted when ``None``.
+      expires: When the cookie expires, as a Unix timestamp or a
+        :class:`~datetime.datetime` (naive means UTC). ``0`` is a valid time
+        (1970), which is how a cookie is deleted.
+      path: The ``Path`` attribute, ``/`` by default; ``None`` omits it.
+      max_age: Seconds until the cookie expires (``Max-Age``). ``0`` deletes
+        the cookie now.
+      httponly: Hide the cookie from JavaScript.
+      secure: Send the cookie over HTTPS only.
+      samesite: ``"Strict"``, ``"Lax"`` or ``"None"``, in any case.
+        ``"None"`` requires ``secure=True``, since browsers drop the cookie
+        otherwise.
+
+    Raises:
+      ValueError: When the name or value cannot be sent as a cookie (a
+        control character, a space, ``;`` or ``,`` in either, a name that is
+        not a token), when the domain or path holds ``;``, a control
+        character or non-ASCII text, or when ``samesite`` is invalid.
+    """
+    if not _TOKEN_RE.fullmatch(name):
+        raise ValueError(
+            f"invalid cookie name {name!r}: a name is one or more letters, digits"
+            " or !#$%&'*+-.^_`|~ (no spaces, '=', ';', ',' or control characters)"
+        )
+    if _COOKIE_VALUE_INVALID_RE.search(value):
+        raise ValueError(
+            f"invalid value for cookie {name!r}: {value!r} holds a space, ';', ',',"
+            " a control character or a character beyond U+00FF; encode the value"
+            " first (for example with base64 or percent-encoding)"
+        )
+    parts = [f"{name}={_quote_cookie_value(value)}"]
+    if expires is not None:
+        parts.append(f"expires={format_timestamp(expires)}")
+    if path:
+        _check_cookie_attribute("path", path)
+        parts.append(f"Path={path}")
+    if domain:
+        _check_cookie_attribute("domain", domain)
+        parts.append(f"Domain={domain}")
+    if max_age is not None:
+        parts.append(f"Max-Age={int(max_age)}")
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    if samesite is not None:
+        canonical = _SAMESITE_VALUES.get(samesite.lower())
+        if canonical is None:
+            raise ValueError(
+                f"invalid samesite {samesite!r}: use 'Strict', 'Lax' or 'None'"
+            )
+        if canonical == "None" and not secure:
+            raise ValueError(
+                "samesite='None' requires secure=True: browsers reject a"
+                " SameSite=None cookie that is not Secure"
+            )
+        parts.append(f"SameSite={canonical}")
+    return "; ".join(parts)
+
+
+def _check_cookie_attribute(attribute: str, value: str) -> None:
+    if _COOKIE_ATTR_INVALID_RE.search(value):
+        raise ValueError(
+            f"invalid cookie {attribute} {value!r}: it must not hold ';', control"
+            " characters or non-ASCII text (percent-encode a path, IDNA-encode a"
+            " domain)"
+        )
+
+
+# --------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------
+
+# Spelled out rather than taken from strftime("%a"), which follows the locale.
+_WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+_MONTH_NUMBERS = {month: number for number, month in enumerate(_MONTH_NAMES, 1)}
+
+
+def _format_epoch(seconds: int) -> str:
+    tm = time.gmtime(seconds)
+    return (
+        f"{_WEEKDAY_NAMES[tm.tm_wday]}, {tm.tm_mday:02d} "
+        f"{_MONTH_NAMES[tm.tm_mon - 1]} {tm.tm_year:04d} "
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} GMT"
+    )
+
+
+def format_timestamp(
+    ts: int | float | tuple[int, ...] | time.struct_time | datetime.datetime,
+) -> str:
+    """Format a time the way HTTP dates are written (RFC 9110's
+    IMF-fixdate), always in GMT.
+
+    >>> format_timestamp(1359312200)
+    'Sun, 27 Jan 2013 18:43:20 GMT'
+
+    *ts* may be a Unix timestamp (fractions of a second are dropped), a
+    UTC time tuple as :func:`time.gmtime` returns, or a
+    :class:`~datetime.datetime`: an aware one is converted to UTC, a naive
+    one is taken to be UTC already.
+    """
+    if isinstance(ts, int | float):
+        seconds = math.floor(ts)
+    elif isinstance(ts, tuple):  # time.struct_time is a tuple too
+        seconds = calendar.timegm(ts)
+    elif isinstance(ts, datetime.datetime):
+        seconds = calendar.timegm(ts.utctimetuple())
+    else:
+        raise TypeError(
+            "format_timestamp() needs a Unix timestamp, a time tuple or a"
+            f" datetime, got {type(ts).__name__}"
+        )
+    return _format_epoch(seconds)
+
+
+# (second, formatted) of the last http_date() call. Responses within the
+# same second share the bytes; a tuple is replaced in one step, so readers
+# in other threads always see a matching pair.
+_date_cache: tuple[int, bytes] = (-1, b"")
+
+
+def http_date(now: float | None = None) -> bytes:
+    """The ``Date`` header value for *now* (default: the current time).
+
+    >>> http_date(1359312200.75)
+    b'Sun, 27 Jan 2013 18:43:20 GMT'
+
+    Every response carries one, so the result is cached and only
+    re-formatted when the second changes.
+    """
+    global _date_cache
+    if now is None:
+        now = time.time()
+    second = math.floor(now)
+    cached = _date_cache
+    if cached[0] == second:
+        return cached[1]
+    value = _format_epoch(second).encode("ascii")
+    _date_cache = (second, value)
+    return value
+
+
+# IMF-fixdate, the only form a sender may use today; parsed without the
+# general email date parser, which handles the obsolete forms below.
+_IMF_FIXDATE_RE = re.compile(
+    r"[A-Z][a-z]{2}, ([0-9]{2}) ([A-Z][a-z]{2}) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+
+
+def parse_http_date(value: str) -> datetime.datetime | None:
+    """Parse an HTTP date (``If-Modified-Since``, ``Last-Modified``...)
+    into an aware UTC :class:`~datetime.datetime`.
+
+    Accepts the three forms RFC 9110 says a recipient must: IMF-fixdate
+    (``Sun, 06 Nov 1994 08:49:37 GMT``), the obsolete RFC 850 form
+    (``Sunday, 06-Nov-94 08:49:37 GMT``) and asctime
+    (``Sun Nov  6 08:49:37 1994``). Returns ``None`` for anything that is
+    not a valid date, because a bad date in a request header is to be
+    ignored, not to fail the request.
+    """
+    value = value.strip()
+    match = _IMF_FIXDATE_RE.fullmatch(value)
+    try:
+        if match is not None:
+            day, month_name, year, hour, minute, second = match.groups()
+            month = _MONTH_NUMBERS.get(month_name)
+            if month is None:
+                return None
+            return datetime.datetime(
+                int(year),
+                month,
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                tzinfo=datetime.UTC,
+            )
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        result = datetime.datetime(*parsed[:6], tzinfo=datetime.UTC)
+        offset = parsed[9]
+        if offset:
+            result -= datetime.timedelta(seconds=offset)
+        return result
+    except (ValueError, TypeError, OverflowError, IndexError):
+        # Out-of-range fields (31 Feb, hour 25), or the email parser
+        # tripping over something it half-recognized.
+        return None
+
+
+# --------------------------------------------------------------------------
+# Entity tags
+# --------------------------------------------------------------------------
+
+_ETAG_RE = re.compile(r'\*|(?:W/)?"[^"]*"')
+
+
+def _opaque_tag(etag: str) -> str:
+    return etag[2:] if etag.startswith("W/") else etag
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header matches the resource's *etag*.
+
+    Uses the weak comparison RFC 9110 prescribes for ``If-None-Match``: the
+    ``W/`` prefix is ignored on both sides, so ``W/"abc"`` matches
+    ``"abc"``. The header is ``*`` (matches any etag) or a comma-separated
+    list of entity tags; anything in it that is not an entity tag is
+    skipped.
+
+    *etag* is the tag as it goes in the ``Etag`` header, in double quotes
+    (``'"abc"'`` or ``'W/"abc"'``); a bare ``abc`` is taken to mean
+    ``"abc"``. An empty *etag* (the resource has none) never matches, as in
+    Tornado.
+
+    >>> etag_matches('"x", W/"abc"', '"abc"')
+    True
+    """
+    if not etag:
+        return False
+    wanted = _opaque_tag(etag)
+    if not wanted.startswith('"'):
+        wanted = f'"{wanted}"'
+    for tag in _ETAG_RE.findall(if_none_match):
+        if tag == "*" or _opaque_tag(tag) == wanted:
+            return True
+    return False

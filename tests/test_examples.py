@@ -24,9 +24,7 @@ async def test_fanout_gathers_every_source(autojump_clock: trio.abc.Clock) -> No
         start = trio.current_time()
         r = await client.get("/quote", params={"sources": "3"})
         assert r.status == 200
-        assert r.json() == {
-            "quotes": {f"source-{i}": f"answer {i}" for i in range(3)}
-        }
+        assert r.json() == {"quotes": {f"source-{i}": f"answer {i}" for i in range(3)}}
         # The sources ran concurrently: the slowest (1.5 s), not the sum (3 s).
         assert trio.current_time() - start == pytest.approx(1.5)
 
@@ -55,5 +53,6 @@ async def test_fanout_cancels_every_call_when_the_client_leaves(
     assert "source 0 cancelled: its client left" not in messages
     assert "client left /quote?sources=3 early" in messages
     assert any(
-        r.name == "trioweb.access" and '" 499 ' in r.getMessage() for r in caplog.records
+        r.name == "trioweb.access" and '" 499 ' in r.getMessage()
+        for r in caplog.records
     )

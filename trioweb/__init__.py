@@ -18,7 +18,7 @@ from .http1 import Exchange, ExchangeApp
 from .httputil import HTTPHeaders
 from .request import HTTPServerRequest
 from .routing import URLSpec, url
-from .server import run, serve
+from .server import ListenError, run, serve
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "HTTPHeaders",
     "HTTPInputError",
     "HTTPServerRequest",
+    "ListenError",
     "MissingArgumentError",
     "RedirectHandler",
     "RequestHandler",

@@ -113,7 +113,10 @@ class Application:
         if self._nursery is None:
             raise RuntimeError(
                 "Application.nursery exists only while the application runs "
-                "(under trioweb.serve(), `trioweb serve` or a TestClient)"
+                "(under trioweb.serve(), `trioweb serve` or a TestClient), "
+                "from the on_startup hooks until shutdown -- not yet during a "
+                "lifespan function's set-up; start background tasks from an "
+                "on_startup hook or a handler"
             )
         return self._nursery
 
@@ -131,19 +134,39 @@ class Application:
                 if self.lifespan is not None:
                     await stack.enter_async_context(self.lifespan(self))
                 stack.push_async_callback(self._run_shutdown_hooks)
-                async with trio.open_nursery() as outer:
-                    # The background nursery lives in a task of its own, so
-                    # cancelling it at shutdown does not cancel the body of
-                    # this context manager (the server) along with it.
-                    holder = trio.CancelScope()
-                    self._nursery = await outer.start(_hold_nursery, holder)
-                    try:
-                        for hook in self.on_startup:
-                            await hook()
-                        yield
-                    finally:
-                        self._nursery = None
-                        holder.cancel()
+                own_error: BaseException | None = None
+                try:
+                    async with trio.open_nursery() as outer:
+                        # The background nursery lives in a task of its own,
+                        # so cancelling it at shutdown does not cancel the
+                        # body of this context manager (the server) with it.
+                        holder = trio.CancelScope()
+                        self._nursery = await outer.start(_hold_nursery, holder)
+                        try:
+                            for hook in self.on_startup:
+                                await hook()
+                            yield
+                        except BaseException as exc:
+                            own_error = exc
+                            raise
+                        finally:
+                            self._nursery = None
+                            holder.cancel()
+                except BaseExceptionGroup as group:
+                    # The nursery wraps what the body (or a startup hook)
+                    # raised in a group of one. Give the caller its own
+                    # exception back -- a test's AssertionError, a server's
+                    # OSError, KeyboardInterrupt -- not a group around it.
+                    if not (
+                        own_error is not None
+                        and len(group.exceptions) == 1
+                        and group.exceptions[0] is own_error
+                    ):
+                        raise
+                else:
+                    own_error = None
+                if own_error is not None:
+                    raise own_error
         finally:
             self._running = False
 
@@ -151,15 +174,22 @@ class Application:
         timeout = float(self.settings.get("shutdown_timeout", 10.0))
         # Shielded so that a server being cancelled still runs them, and
         # bounded so that a hook that hangs cannot hold the exit.
+        pending = list(self.on_shutdown)
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + timeout
-            for hook in self.on_shutdown:
+            while pending:
                 try:
-                    await hook()
+                    await pending[0]()
                 except Exception:
-                    log.exception("error in shutdown hook %r", hook)
+                    log.exception("error in shutdown hook %r", pending[0])
+                del pending[0]
         if scope.cancelled_caught:
-            log.error("shutdown hooks did not finish within %g s", timeout)
+            log.error(
+                "shutdown hooks did not finish within %g s: %r was cancelled%s",
+                timeout,
+                pending[0] if pending else None,
+                f"; not run: {pending[1:]!r}" if len(pending) > 1 else "",
+            )
 
     # -- serving --------------------------------------------------------------
 

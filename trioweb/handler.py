@@ -23,6 +23,7 @@ I/O are coroutines: ``await self.flush()``, ``await self.finish()``,
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import inspect
@@ -30,6 +31,7 @@ import json
 import logging
 import re
 import traceback
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -64,8 +66,19 @@ _ARG_DEFAULT: Any = object()
 # Tornado replaces these control characters in arguments with spaces: they
 # have no business in form values and confuse logs and terminals.
 _REMOVE_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
-_BAD_REASON = re.compile(r"[\x00-\x1f\x7f<]")
+# Control characters could split the status line, "<" would inject markup
+# into the error page, and the line is latin-1 on the wire.
+_BAD_REASON = re.compile(r"[\x00-\x1f\x7f<]|[^\x00-\xff]")
 _SERVER_HEADER = "trioweb/0.1"
+
+
+# A Location header is latin-1 on the wire and read as UTF-8 by browsers:
+# percent-encoding is the one form both agree on.
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _percent_encode(match: re.Match[str]) -> str:
+    return urllib.parse.quote(match.group(), safe="")
 
 
 def _unsupported(*args: Any, **kwargs: Any) -> NoReturn:
@@ -143,11 +156,15 @@ class RequestHandler:
 
     # -- hooks for subclasses -------------------------------------------------
 
-    def initialize(self, **kwargs: Any) -> None:
+    def _initialize(self, **kwargs: Any) -> None:
         """Receive the URL rule's keyword arguments (override it).
 
         ``url(r"/item", Item, {"db": db})`` calls ``initialize(db=db)``.
         """
+
+    # Typed loosely, as Tornado does, so that an override naming its own
+    # arguments (``def initialize(self, db)``) passes mypy --strict.
+    initialize: Callable[..., None] = _initialize
 
     def prepare(self) -> Awaitable[None] | None:
         """Called before ``get()``/``post()``...; may be async, may finish."""
@@ -306,16 +323,24 @@ class RequestHandler:
         chunk = b"".join(self._write_buffer)
         self._write_buffer = []
         if not self._headers_written:
-            self._headers_written = True
-            await self._exchange.send_response(
-                self._status_code,
-                self._head_for_wire(),
-                chunk,
-                reason=self._reason.encode("latin-1"),
-                end=False,
-            )
+            await self._send_head(self._status_code, chunk, end=False)
         elif chunk:
             await self._exchange.send_body(chunk)
+
+    async def _send_head(self, status: int, body: bytes, *, end: bool) -> None:
+        try:
+            await self._exchange.send_response(
+                status,
+                self._head_for_wire(),
+                body,
+                reason=self._reason.encode("latin-1"),
+                end=end,
+            )
+        finally:
+            # Written once the engine took the head, even if the peer is
+            # gone. A head it refused (ValueError: an invalid status, say)
+            # was not sent, so an error page can still be.
+            self._headers_written = self._exchange.head_sent
 
     async def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> None:
         """Complete the response; return when its last byte has been sent.
@@ -329,7 +354,6 @@ class RequestHandler:
             raise RuntimeError("finish() called twice")
         if chunk is not None:
             self.write(chunk)
-        self._finished = True
         if not self._headers_written:
             status = self._status_code
             if (
@@ -351,14 +375,16 @@ class RequestHandler:
                 self._headers["Content-Length"] = str(
                     sum(len(part) for part in self._write_buffer)
                 )
-            self._headers_written = True
-            await self._exchange.send_response(
-                status,
-                self._head_for_wire(),
-                b"".join(self._write_buffer),
-                reason=self._reason.encode("latin-1"),
-            )
+            # Finished from here on, unless the head is refused before
+            # anything is sent: then the caller's error page still can be.
+            self._finished = True
+            try:
+                await self._send_head(status, b"".join(self._write_buffer), end=True)
+            except ValueError:
+                self._finished = False
+                raise
         else:
+            self._finished = True
             await self._exchange.send_body(b"".join(self._write_buffer), end=True)
         self._write_buffer = []
 
@@ -378,8 +404,9 @@ class RequestHandler:
     ) -> None:
         """Redirect to ``url`` (302, or 301 when ``permanent``) and finish.
 
-        ``status`` picks another 3xx code. A URL containing CR or LF raises
-        :exc:`ValueError`.
+        ``status`` picks another 3xx code. Non-ASCII characters in ``url``
+        are sent percent-encoded as UTF-8 (what browsers do with them). A URL
+        containing CR or LF raises :exc:`ValueError`.
         """
         if self._headers_written:
             raise RuntimeError("cannot redirect after the headers were sent")
@@ -387,8 +414,10 @@ class RequestHandler:
             status = 301 if permanent else 302
         elif not 300 <= status <= 399:
             raise ValueError(f"redirect status must be 3xx, got {status}")
+        # The header first: an unsafe URL raises before the status changes,
+        # so a caller that catches the ValueError still has its own status.
+        self.set_header("Location", _NON_ASCII.sub(_percent_encode, url))
         self.set_status(status)
-        self.set_header("Location", url)
         await self.finish()
 
     # -- ETags ----------------------------------------------------------------
@@ -447,6 +476,10 @@ class RequestHandler:
             raise
         except Exception:
             app_log.error("uncaught exception in write_error", exc_info=True)
+        if status_code in (204, 304) or status_code < 200:
+            # HTTPError(304) is a way to answer "not modified": the page
+            # write_error wrote cannot go with it.
+            self._write_buffer = []
         if not self._finished:
             await self.finish()
 
@@ -511,9 +544,17 @@ class RequestHandler:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]
         if isinstance(exc, Finish):
-            if not self._finished:
+            if self._finished:
+                return
+            try:
                 await self.finish(*exc.args)
-            return
+                return
+            except StreamClosedError:
+                return
+            except Exception as error:
+                # finish() refused what Finish carried (a body with a 204,
+                # say): a handler bug like any other.
+                exc = error
         if isinstance(exc, StreamClosedError):
             # The client left; nobody to answer and nothing to log.
             return
@@ -521,8 +562,18 @@ class RequestHandler:
         self.log_exception(*exc_info)
         if self._finished:
             return
-        status = exc.status_code if isinstance(exc, HTTPError) else 500
-        await self.send_error(status, exc_info=exc_info)
+        if not self._headers_written:
+            status = exc.status_code if isinstance(exc, HTTPError) else 500
+            # If the client left meanwhile, there is nobody to show it to.
+            with contextlib.suppress(StreamClosedError):
+                await self.send_error(status, exc_info=exc_info)
+            return
+        # Too late for an error page: end the response as it is (the
+        # exception was logged just above, once). If even that fails -- the
+        # client is gone, or less body was sent than a Content-Length
+        # promised -- the engine closes the connection: the honest ending.
+        with contextlib.suppress(Exception):
+            await self.finish()
 
     # -- input ----------------------------------------------------------------
 
@@ -587,7 +638,11 @@ class RequestHandler:
     ) -> list[str]:
         values = []
         for raw in source.get(name, ()):
-            text = _REMOVE_CONTROL_CHARS.sub(" ", self.decode_argument(raw, name=name))
+            text = self.decode_argument(raw, name=name)
+            # An override may return bytes (as Tornado allows): those are
+            # left as they are, bar the strip.
+            if isinstance(text, str):
+                text = _REMOVE_CONTROL_CHARS.sub(" ", text)
             values.append(text.strip() if strip else text)
         return values
 
@@ -616,9 +671,19 @@ class RequestHandler:
 
         ``expires_days`` is a shortcut for ``expires`` that many days from
         now. Invalid names, values or attributes raise :exc:`ValueError`.
+        A cookie set once the headers were sent (by ``flush()`` or
+        ``finish()``) could no longer reach the client: that raises
+        :exc:`RuntimeError`.
         """
+        if self._headers_written:
+            raise RuntimeError(
+                f"cannot set cookie {name!r}: the headers were already sent "
+                "(set cookies before the first flush() or finish())"
+            )
         if isinstance(value, bytes):
-            value = value.decode("latin-1")
+            # UTF-8, as Tornado decodes it: get_cookie() then gives the text
+            # back (a latin-1 decode would turn b"caf\xc3\xa9" into "cafÃ©").
+            value = value.decode("utf-8")
         if expires_days is not None and expires is None:
             expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
                 days=expires_days
@@ -709,7 +774,14 @@ class RequestHandler:
         self._prepared = True
         if self._finished:
             return
-        await _maybe_await(func(*self.path_args, **self.path_kwargs))
+        result = await _maybe_await(func(*self.path_args, **self.path_kwargs))
+        if result is not None:
+            # Tornado fails the same way: the response is what the method
+            # writes, so a returned value would otherwise vanish unseen.
+            raise TypeError(
+                f"{type(self).__name__}.{name}() returned {result!r}: "
+                "write the response with self.write() and return None"
+            )
         if not self._finished:
             await self.finish()
 
@@ -727,15 +799,21 @@ class RequestHandler:
                 except Exception as exc:
                     await self._handle_request_exception(exc)
                 except BaseExceptionGroup as group:
-                    # A group mixing cancellation and errors: cancellations
-                    # go on up to their scope, the errors are answered here.
-                    cancelled, rest = group.split(trio.Cancelled)
-                    if rest is not None:
-                        await self._handle_request_exception(rest)
-                    if cancelled is not None:
-                        raise cancelled from None
+                    # A group mixing errors with cancellation (or Ctrl-C):
+                    # the errors are answered here; Cancelled goes on up to
+                    # its scope, KeyboardInterrupt to the server.
+                    errors, others = group.split(Exception)
+                    if errors is not None:
+                        await self._handle_request_exception(errors)
+                    if others is not None:
+                        raise others from None
             if exchange.disconnected and not exchange.finished:
-                await _maybe_await(self.on_connection_close())
+                try:
+                    await _maybe_await(self.on_connection_close())
+                except Exception:
+                    app_log.error(
+                        "uncaught exception in on_connection_close()", exc_info=True
+                    )
         finally:
             try:
                 await _maybe_await(self.on_finish())

@@ -29,6 +29,7 @@ wait for body bytes (``body_timeout``), and each ``send_all``
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -62,6 +63,72 @@ class _Rejected(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status = status
         self.detail = detail
+
+
+# Bytes a reason phrase may not hold (RFC 9112 4: HTAB, SP, VCHAR, obs-text).
+_BAD_REASON = re.compile(b"[^\t\x20-\x7e\x80-\xff]")
+
+# h11's end-of-head pattern (a line feed, an optional CR, a line feed).
+_BLANK_LINE = re.compile(b"\n\r?\n")
+
+
+class _HeadMeter:
+    """Sizes a request head as its bytes arrive, before h11 can parse it.
+
+    h11 bounds only the head as a whole (``max_incomplete_event_size``), so
+    a request line or header block that passes its own limit without ever
+    ending would be held until that larger bound or the header timeout. The
+    meter finds the end of the request line and of the head incrementally
+    (no copy of the buffer, no rescans), so the engine refuses with 414 or
+    431 the moment a limit is passed, and measures a complete head by the
+    same rule, however the bytes were split.
+    """
+
+    __slots__ = ("_tail", "fields", "lf", "line", "size")
+
+    def __init__(self) -> None:
+        #: Bytes of the head seen so far.
+        self.size = 0
+        #: Offset of the LF that ends the request line; -1 until it arrives.
+        self.lf = -1
+        #: Length of the request line without its line end; -1 until known.
+        self.line = -1
+        #: Bytes of the header fields, each with its line end, without the
+        #: final blank line; -1 until the head is complete.
+        self.fields = -1
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.fields >= 0:
+            return  # the head is complete: what follows is not part of it
+        # Keep two bytes of the previous piece: an end of line or of the head
+        # can be split across pieces.
+        buf = self._tail + data
+        base = self.size - len(self._tail)  # offset of buf[0] in the head
+        if self.lf < 0 and (lf := buf.find(b"\n")) >= 0:
+            self.lf = base + lf
+            self.line = self.lf - (1 if lf > 0 and buf[lf - 1] == 0x0D else 0)
+        if self.lf >= 0:
+            match = _BLANK_LINE.search(buf, max(0, self.lf - base))
+            if match is not None:
+                self.fields = base + match.start() - self.lf
+        self.size += len(data)
+        self._tail = buf[-2:]
+
+    def check(self, config: ServerConfig) -> None:
+        """Raise :exc:`_Rejected` if the head, complete or not, is too big."""
+        if self.line > config.max_request_line or (
+            self.lf < 0 and self.size > config.max_request_line + 1  # + a CR
+        ):
+            raise _Rejected(414, "request line too long")
+        if self.lf >= 0:
+            fields = self.fields
+            if fields < 0:
+                # Incomplete: all after the request line, less one byte that
+                # may be the CR of the final blank line.
+                fields = self.size - self.lf - 2
+            if fields > config.max_header_size:
+                raise _Rejected(431, "header block too large")
 
 
 class ExchangeApp(Protocol):
@@ -227,7 +294,9 @@ class Exchange:
             if conn.h11.they_are_waiting_for_100_continue:
                 await conn.send_bytes(
                     conn.h11.send(
-                        h11.InformationalResponse(status_code=100, headers=[])
+                        h11.InformationalResponse(
+                            status_code=100, headers=[], reason=b"Continue"
+                        )
                     ),
                     self,
                 )
@@ -312,12 +381,14 @@ class Exchange:
             or conn.unread_body_forces_close(self)
         ):
             headers.append((b"connection", b"close"))
+        if reason is None:
+            reason = reason_phrase(status).encode()
+        elif _BAD_REASON.search(reason):
+            # h11 validates header names and values but writes the reason as
+            # given: a CR or LF there would split the response.
+            raise ValueError(f"invalid reason phrase {reason!r}")
         try:
-            event = h11.Response(
-                status_code=status,
-                headers=headers,
-                reason=reason if reason is not None else reason_phrase(status).encode(),
-            )
+            event = h11.Response(status_code=status, headers=headers, reason=reason)
         except h11.LocalProtocolError as exc:
             raise ValueError(f"invalid response head: {exc}") from exc
         if self.disconnected:
@@ -337,8 +408,11 @@ class Exchange:
             more = conn.h11.send(h11.EndOfMessage())
             assert more is not None
             data += more
-            self.finished = True
         await conn.send_bytes(data, self)
+        # Set only once the bytes are handed over: a final write that failed
+        # or timed out did not finish the response, so the access log says
+        # 499 and the web layer sees a disconnect before the finish.
+        self.finished = end
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         """Send more of the response body; ``end=True`` completes it."""
@@ -359,9 +433,9 @@ class Exchange:
             more = h.send(h11.EndOfMessage())
             assert more is not None
             out += more
-            self.finished = True
         if out:
             await self._conn.send_bytes(out, self)
+        self.finished = end  # after the send, as in send_response
 
 
 class HTTP1Connection:
@@ -394,11 +468,12 @@ class HTTP1Connection:
         self.scheme = scheme
         self.h11 = h11.Connection(
             h11.SERVER,
-            # Head size is checked exactly once the head is parsed; this bound
-            # only stops a head that never ends from growing without limit.
+            # The head meter applies the head limits, before h11 parses; this
+            # looser bound (the largest head the meter lets through: both
+            # limits, the line ends, a CR) is only a safety net behind it.
             max_incomplete_event_size=config.max_request_line
             + config.max_header_size
-            + 2,
+            + 4,
         )
         #: The response being written must be the last on this connection.
         self.must_close = False
@@ -470,6 +545,21 @@ class HTTP1Connection:
             rbuf += data
             self._data_lot.unpark_all()
 
+    async def _read_head(self, meter: _HeadMeter) -> Any:
+        """:meth:`next_event` for a request head, raising :exc:`_Rejected`
+        as soon as the head outgrows a limit, complete or not."""
+        h = self.h11
+        while True:
+            event = h.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if not self._rbuf and not self.peer_closed:
+                await self._data_lot.park()
+            # Measured after feeding, before h11 parses: a head over a limit
+            # is refused by our rule, whether it is complete or not.
+            meter.feed(self._feed())
+            meter.check(self.config)
+
     async def next_event(self) -> Any:
         """The next h11 event, waiting for bytes as needed (no deadline here:
         the caller owns the deadline)."""
@@ -482,15 +572,18 @@ class HTTP1Connection:
                 await self._data_lot.park()
             self._feed()
 
-    def _feed(self) -> None:
+    def _feed(self) -> bytes:
+        """Give h11 what the reader buffered (or the EOF); return the bytes."""
         if self._rbuf:
             data = bytes(self._rbuf)
             self._rbuf.clear()
             self._space_lot.unpark_all()
             self.h11.receive_data(data)
-        elif self.peer_closed and not self._eof_fed:
+            return data
+        if self.peer_closed and not self._eof_fed:
             self._eof_fed = True
             self.h11.receive_data(b"")
+        return b""
 
     # -- writing --------------------------------------------------------------
 
@@ -504,23 +597,34 @@ class HTTP1Connection:
         if self._broken:
             raise StreamClosedError()
         failure: BaseException | None = None
-        with trio.move_on_after(self.config.write_timeout) as scope:
-            try:
-                await self.stream.send_all(data)
-            except _STREAM_ERRORS as exc:
-                failure = exc
+        try:
+            with trio.move_on_after(self.config.write_timeout) as scope:
+                try:
+                    await self.stream.send_all(data)
+                except _STREAM_ERRORS as exc:
+                    failure = exc
+        except trio.Cancelled:
+            # Cancelled from outside (the app's own deadline, a disconnect,
+            # shutdown): some of ``data`` may have gone out, so the framing
+            # on this stream is lost. Writing more would send the client
+            # garbage; the connection can only be aborted.
+            self._abort_writes(exchange)
+            raise
         if failure is None and not scope.cancelled_caught:
             return
-        self._broken = True
-        self.must_close = True
-        if exchange is not None:
-            exchange._mark_disconnected()
+        self._abort_writes(exchange)
         if scope.cancelled_caught:
             raise StreamClosedError(
                 f"write timed out after {self.config.write_timeout} s; "
                 "connection aborted"
             )
         raise StreamClosedError() from failure
+
+    def _abort_writes(self, exchange: Exchange | None) -> None:
+        self._broken = True
+        self.must_close = True
+        if exchange is not None:
+            exchange._mark_disconnected()
 
     def unread_body_forces_close(self, exchange: Exchange) -> bool:
         """Whether answering now, with the body unread, must end the connection.
@@ -541,32 +645,48 @@ class HTTP1Connection:
     async def _serve(self) -> None:
         config = self.config
         h = self.h11
-        # For the first request the header timeout runs from the accept.
+        # For the first request the header timeout runs from the accept: a
+        # client that connects and says nothing is held no longer than one
+        # that says something slowly.
         deadline = trio.current_time() + config.header_timeout
         first = True
         while True:
-            # Wait, idle, for the first byte of the next request.
-            event = h.next_event()
-            if event is h11.NEED_DATA and not self._rbuf and not self.peer_closed:
-                if not first:
-                    deadline = trio.current_time() + config.keep_alive_timeout
-                with trio.CancelScope(deadline=deadline) as idle:
-                    self._idle_scope = idle
-                    if self._closing:
-                        idle.cancel()
-                    await self._data_lot.park()
-                self._idle_scope = None
-                if idle.cancelled_caught:
-                    return  # idle timeout or shutdown: close quietly
-                if not first:
-                    deadline = trio.current_time() + config.header_timeout
-            # Read the request head.
+            meter = _HeadMeter()
             try:
+                if not first:
+                    # Bytes after the previous request are this one's start.
+                    meter.feed(h.trailing_data[0])
+                    meter.check(config)
+                # Parse what is buffered already. Inside the ``try``: garbage
+                # pipelined after a good request is a 400, not an engine fault.
+                event = h.next_event()
+                if event is h11.NEED_DATA and not self._rbuf and not self.peer_closed:
+                    # Wait, idle, for the first byte of the next request.
+                    if not first:
+                        deadline = trio.current_time() + config.keep_alive_timeout
+                    with trio.CancelScope(deadline=deadline) as idle:
+                        self._idle_scope = idle
+                        if self._closing:
+                            idle.cancel()
+                        await self._data_lot.park()
+                    self._idle_scope = None
+                    if idle.cancelled_caught:
+                        return  # idle timeout or shutdown: close quietly
+                if not first:
+                    # A later request's timer starts at its first byte -- or
+                    # now, if that came while the previous request was being
+                    # served. Never the previous request's deadline: it may
+                    # have passed while its handler ran.
+                    deadline = trio.current_time() + config.header_timeout
+                # Read the request head.
                 with trio.CancelScope(deadline=deadline) as head_scope:
                     if event is h11.NEED_DATA:
-                        event = await self.next_event()
+                        event = await self._read_head(meter)
             except h11.RemoteProtocolError as exc:
-                await self._reject(self._protocol_error_status(exc), str(exc))
+                await self._reject(exc.error_status_hint, str(exc))
+                return
+            except _Rejected as rejected:
+                await self._reject(rejected.status, rejected.detail)
                 return
             if head_scope.cancelled_caught:
                 if self._received_partial_request():
@@ -579,7 +699,9 @@ class HTTP1Connection:
             try:
                 content_length, chunked = self._check_request(event)
             except _Rejected as rejected:
-                await self._reject(rejected.status, rejected.detail)
+                await self._reject(
+                    rejected.status, rejected.detail, head=event.method == b"HEAD"
+                )
                 return
             if not content_length and not chunked:
                 # No body: h11 yields EndOfMessage without needing bytes.
@@ -594,6 +716,12 @@ class HTTP1Connection:
             if self._closing or self._requests >= config.max_requests_per_connection:
                 exchange.keep_alive = False
             self._active = exchange
+            if self.peer_closed:
+                # The reader saw the EOF while no exchange was active (it
+                # came with, or right after, this request's bytes), so it
+                # fired no signal. The peer is gone all the same: say so now,
+                # or a handler waiting on the signal would wait forever.
+                exchange._mark_disconnected()
             try:
                 await self._run_app(exchange)
             finally:
@@ -621,22 +749,17 @@ class HTTP1Connection:
         config = self.config
         if request.http_version not in (b"1.1", b"1.0"):
             raise _Rejected(505, "HTTP version not supported")
-        if len(request.target) > config.max_request_line:
-            raise _Rejected(414, "request target too long")
+        # The request line and header block sizes are the head meter's job.
         headers = request.headers
         if len(headers) > config.max_headers:
             raise _Rejected(431, "too many header fields")
-        size = 0
         content_length: int | None = None
         chunked = False
         for name, value in headers:
-            size += len(name) + len(value) + 4
             if name == b"content-length":
                 content_length = int(value)
             elif name == b"transfer-encoding":
                 chunked = True
-        if size > config.max_header_size:
-            raise _Rejected(431, "header block too large")
         if chunked:
             if content_length is not None:
                 # RFC 9112 6.3: a request with both is a smuggling attempt
@@ -645,17 +768,6 @@ class HTTP1Connection:
             if request.http_version == b"1.0":
                 raise _Rejected(400, "Transfer-Encoding in an HTTP/1.0 request")
         return content_length, chunked
-
-    def _protocol_error_status(self, exc: h11.RemoteProtocolError) -> int:
-        status = exc.error_status_hint
-        if status == 431:
-            # h11 only knows the head got too big; if the request line alone
-            # never ended within its limit, the right answer is 414.
-            data, _ = self.h11.trailing_data
-            line_end = data.find(b"\n")
-            if line_end == -1 or line_end > self.config.max_request_line + 1:
-                return 414
-        return status
 
     def _received_partial_request(self) -> bool:
         data, _ = self.h11.trailing_data
@@ -725,16 +837,17 @@ class HTTP1Connection:
             return False
         return True
 
-    async def _reject(self, status: int, detail: str) -> None:
+    async def _reject(self, status: int, detail: str, *, head: bool = False) -> None:
         """Answer a request we refuse to parse further, then end the connection.
 
         Written by hand rather than through h11: after a protocol error h11
         may be in a state where it cannot frame a response, and this
-        response is always the same shape.
+        response is always the same shape. ``head``: the request was a
+        parsed HEAD, whose response must not carry the body (RFC 9110 9.3.2).
         """
         reason = reason_phrase(status)
         body = f"{status} {reason}: {detail}\n".encode()
-        head = (
+        head_bytes = (
             (
                 f"HTTP/1.1 {status} {reason}\r\n"
                 "content-type: text/plain; charset=utf-8\r\n"
@@ -750,7 +863,7 @@ class HTTP1Connection:
                 '%s "-" %d %d 0.0ms (%s)', self._peer_name(), status, len(body), detail
             )
         try:
-            await self.send_bytes(head + body, None)
+            await self.send_bytes(head_bytes if head else head_bytes + body, None)
         except StreamClosedError:
             pass
 

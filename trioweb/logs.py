@@ -25,7 +25,12 @@ def configure_logging(level: int | str = "info", *, access_log: bool = True) -> 
     silence the request log, and ``--no-access-log`` is the switch for that.
     """
     if isinstance(level, str):
-        level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        name = level
+        level = logging.getLevelNamesMapping().get(name.upper(), -1)
+        if level < 0:
+            raise ValueError(
+                f"unknown log level {name!r}: use debug, info, warning or error"
+            )
     root = logging.getLogger("trioweb")
     if not any(getattr(h, "_trioweb", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

@@ -9,6 +9,7 @@ differences are listed in ``docs/tornado-differences.md``.
 from __future__ import annotations
 
 import http.cookies
+import re
 from typing import TYPE_CHECKING
 
 import attrs
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HTTPServerRequest"]
 
+# An absolute-form request target: scheme, authority, and the rest.
+_ABSOLUTE_FORM = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)
+
 
 @attrs.define(eq=False, repr=False)
 class HTTPServerRequest:
@@ -28,7 +32,8 @@ class HTTPServerRequest:
 
     Attributes:
       method: ``"GET"``, ``"POST"``, ...
-      uri: The request target as sent: path and query string.
+      uri: The request target: path and query string, as sent (an
+        absolute-form target, ``http://host/path?q``, becomes ``/path?q``).
       path: The path part of ``uri``, still percent-encoded.
       query: The query string part of ``uri``, without the ``?``.
       version: ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
@@ -37,7 +42,8 @@ class HTTPServerRequest:
         without one).
       remote_ip: The client's address.
       protocol: ``"http"`` or ``"https"``.
-      host: The ``Host`` header (with port), or the server's address.
+      host: The ``Host`` header (with port), the host of an absolute-form
+        target, or else the server's address.
       host_name: ``host`` without the port, lowercased.
       arguments: Query and body arguments together, ``{name: [bytes, ...]}``.
       query_arguments: Arguments from the query string.
@@ -69,8 +75,19 @@ class HTTPServerRequest:
         """Build the request from what the connection engine parsed."""
         headers = HTTPHeaders.from_raw(exchange.headers)
         uri = exchange.target
-        path, _, query = uri.partition("?")
         host = headers.get("Host")
+        absolute = None if uri.startswith("/") else _ABSOLUTE_FORM.fullmatch(uri)
+        if absolute is not None:
+            # RFC 9112 3.2.2: a server must accept the absolute-form
+            # ("GET http://example.com/a HTTP/1.1") and take the host from
+            # it, not from the Host header. The path is routed as usual.
+            authority = absolute.group(2).rpartition("@")[2]
+            if authority:
+                host = authority
+            uri = absolute.group(3)
+            if not uri.startswith("/"):
+                uri = "/" + uri
+        path, _, query = uri.partition("?")
         if not host:
             server = exchange.server
             host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
@@ -99,7 +116,10 @@ class HTTPServerRequest:
         ``{name: Morsel}`` (read a value with ``cookies[name].value``)."""
         if self._cookies is None:
             cookies: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-            header = self.headers.get("Cookie")
+            # Several Cookie fields (HTTP/2 sends one per cookie, and a
+            # proxy may pass them on) are one list: join them with "; ",
+            # not the "," that joins other repeated fields.
+            header = "; ".join(self.headers.get_list("Cookie"))
             if header:
                 for name, value in parse_cookie(header).items():
                     try:

@@ -21,19 +21,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Sequence
+import stat
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from types import FrameType
 from typing import Any
 
+import attrs
 import trio
 
 from .config import ServerConfig
 from .http1 import ExchangeApp, HTTP1Connection
 
-__all__ = ["Server", "run", "serve"]
+__all__ = ["ListenError", "Server", "announce", "run", "serve"]
 
 log = logging.getLogger("trioweb.error")
 
@@ -46,6 +52,15 @@ _ACCEPT_CAPACITY_ERRNOS = {
     errno.ENOMEM,
     errno.ENOBUFS,
 }
+
+
+class ListenError(OSError):
+    """The server could not listen where it was told to.
+
+    The address is in use, not allowed, or does not exist. ``strerror`` is a
+    one-line message that names the address, fit to show a user as it is;
+    ``__cause__`` is the original :exc:`OSError`.
+    """
 
 
 def _address(sock: trio.socket.SocketType) -> tuple[str, int] | None:
@@ -70,43 +85,72 @@ class Server:
         self.app = app
         self.config = config
         self.connections: set[HTTP1Connection] = set()
+        #: True from the moment the listeners accept connections.
+        self.listening = False
         self._limiter = trio.Semaphore(config.max_connections)
         self._no_connections = trio.Event()
         self._no_connections.set()
         self._shutdown_requested = trio.Event()
+        self._acceptors_scope: trio.CancelScope | None = None
         self._graceful_scope: trio.CancelScope | None = None
         self._forced = False
+        # Covers the lifespan and the listeners: a signal that arrives before
+        # the server listens has nothing to shut down gracefully, so it
+        # cancels the start-up instead (see _watch_signals).
+        self._startup_scope: trio.CancelScope | None = None
+        self._interrupted = False
 
     def shutdown(self) -> None:
-        """Begin a graceful shutdown (idempotent; returns at once)."""
+        """Begin a graceful shutdown (idempotent; returns at once).
+
+        Stops accepting, and tells every connection at once -- not a few
+        scheduling steps later, when the listeners are closed -- so that no
+        response sent from now on invites the client to keep the
+        connection alive.
+        """
         self._shutdown_requested.set()
+        if self._acceptors_scope is not None:
+            self._acceptors_scope.cancel()
+        for conn in self.connections:
+            conn.shutdown()
 
     def force_stop(self) -> None:
         """Shut down, cancelling in-flight requests without waiting."""
         self._forced = True
-        self._shutdown_requested.set()
+        self.shutdown()
         if self._graceful_scope is not None:
             self._graceful_scope.cancel()
+
+    def _interrupt_startup(self) -> None:
+        self._interrupted = True
+        self.shutdown()
+        if self._startup_scope is not None:
+            self._startup_scope.cancel()
 
     async def _serve(self, task_status: trio.TaskStatus[list[Any]]) -> None:
         config = self.config
         listeners = await _open_listeners(config)
+        uds_stat: os.stat_result | None = None
         try:
+            if config.uds is not None:
+                uds_stat = os.stat(config.uds)
             # The connections get a nursery of their own, so that the end of
             # the graceful period can cancel them and nothing else.
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
+                    self._acceptors_scope = acceptors.cancel_scope
                     for listener in listeners:
                         acceptors.start_soon(self._accept_loop, listener, connections)
+                    self.listening = True
                     task_status.started(listening_addresses(listeners))
+                    # shutdown() cancels the acceptors and tells the
+                    # connections; this task carries on from here.
                     await self._shutdown_requested.wait()
                     acceptors.cancel_scope.cancel()
-                # Stop accepting: close the listening sockets so that new
-                # clients are refused instead of queueing in the backlog.
+                # Close the listening sockets so that new clients are
+                # refused instead of queueing in the backlog.
                 for listener in listeners:
                     await trio.aclose_forcefully(listener)
-                for conn in list(self.connections):
-                    conn.shutdown()
                 with trio.move_on_after(config.graceful_timeout) as scope:
                     self._graceful_scope = scope
                     if self._forced:
@@ -115,7 +159,7 @@ class Server:
                 self._graceful_scope = None
                 if self.connections:
                     log.warning(
-                        "%s: cancelling %d request(s) still in flight",
+                        "%s: cancelling %d connection(s) still in flight",
                         "forced stop"
                         if self._forced
                         else f"graceful timeout ({config.graceful_timeout:g} s)",
@@ -125,9 +169,8 @@ class Server:
         finally:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
-            if config.uds is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(config.uds)
+            if config.uds is not None and uds_stat is not None:
+                _remove_own_socket(config.uds, uds_stat)
 
     async def _accept_loop(
         self, listener: trio.SocketListener, connections: trio.Nursery
@@ -189,30 +232,67 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
 
 
 async def _open_listeners(config: ServerConfig) -> list[trio.SocketListener]:
-    if config.uds is None:
-        return await trio.open_tcp_listeners(
-            config.port, host=config.host, backlog=config.backlog
-        )
+    if config.uds is not None:
+        where = f"unix:{config.uds}"
+    elif ":" in config.host:
+        where = f"[{config.host}]:{config.port}"
+    else:
+        where = f"{config.host}:{config.port}"
+    try:
+        if config.uds is None:
+            return await trio.open_tcp_listeners(
+                config.port, host=config.host, backlog=config.backlog
+            )
+        return [await _open_unix_listener(config.uds, config.backlog)]
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason += " (is another server running there?)"
+        raise ListenError(exc.errno, f"cannot listen on {where}: {reason}") from exc
+
+
+async def _open_unix_listener(path: str, backlog: int) -> trio.SocketListener:
+    _remove_stale_socket(path)
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        with contextlib.suppress(FileNotFoundError):
-            # A stale socket file from a previous run would make bind() fail;
-            # a live server on it is detected by trying to connect first.
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(config.uds)
-            except ConnectionRefusedError:
-                os.unlink(config.uds)
-            else:
-                raise OSError(errno.EADDRINUSE, f"{config.uds} is in use")
-            finally:
-                probe.close()
-        await sock.bind(config.uds)
-        sock.listen(config.backlog)
+        await sock.bind(path)
+        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
-    return [trio.SocketListener(sock)]
+    return trio.SocketListener(sock)
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file left by a server that is gone; refuse anything else.
+
+    bind() fails on an existing path. A socket file nobody listens on is
+    what a crashed server leaves behind: remove it. A live server on it, or a
+    file that is not a socket at all, is an error (and the file is kept).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(errno.EEXIST, "the path exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+
+
+def _remove_own_socket(path: str, ours: os.stat_result) -> None:
+    # Only the file this server created: another process may have replaced it.
+    with contextlib.suppress(OSError):
+        now = os.stat(path)
+        if (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino):
+            os.unlink(path)
 
 
 def listening_addresses(listeners: Sequence[trio.SocketListener]) -> list[Any]:
@@ -222,6 +302,16 @@ def listening_addresses(listeners: Sequence[trio.SocketListener]) -> list[Any]:
         name = listener.socket.getsockname()
         addresses.append(tuple(name[:2]) if isinstance(name, tuple) else name)
     return addresses
+
+
+def _sole_exception(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    """The one exception inside ``group`` (nested groups included), or None."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def serve(
@@ -250,23 +340,45 @@ async def serve(
     before listening and left after the last connection is gone.
 
     Raises:
-      OSError: if the address cannot be bound (for example, port in use).
+      ListenError: if the address cannot be listened on (for example, the
+        port is in use). It is an :exc:`OSError`.
+      KeyboardInterrupt: with ``handle_signals``, if SIGINT or SIGTERM
+        arrives before the server listens: the start-up (the lifespan's
+        included) is cancelled, since there is nothing to shut down
+        gracefully yet.
+
+    Errors are raised as themselves, not wrapped in an exception group.
 
     """
     config = config or ServerConfig()
     server = Server(app, config)
-    async with trio.open_nursery() as watchers:
-        # Watch for signals from the very start, so a Ctrl-C during the
-        # application's startup also ends in an orderly shutdown.
-        if handle_signals:
-            watchers.start_soon(_watch_signals, server)
-        if shutdown_trigger is not None:
-            watchers.start_soon(_relay, shutdown_trigger, server)
-        try:
-            async with _lifespan(app):
-                await server._serve(task_status)
-        finally:
-            watchers.cancel_scope.cancel()
+    sole: BaseException | None = None
+    try:
+        async with trio.open_nursery() as watchers:
+            # Watch for signals before anything else starts (start(), not
+            # start_soon(): the receiver is installed when it returns), so a
+            # signal during the application's start-up is handled too.
+            if handle_signals:
+                await watchers.start(_watch_signals, server)
+            if shutdown_trigger is not None:
+                watchers.start_soon(_relay, shutdown_trigger, server)
+            try:
+                with trio.CancelScope() as startup:
+                    server._startup_scope = startup
+                    async with _lifespan(app):
+                        await server._serve(task_status)
+            finally:
+                watchers.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Trio's nurseries wrap everything in exception groups; a caller of
+        # serve() should be able to write ``except OSError``.
+        sole = _sole_exception(group)
+        if sole is None:
+            raise
+    if sole is not None:
+        raise sole
+    if server._interrupted:
+        raise KeyboardInterrupt
 
 
 async def _relay(trigger: trio.Event, server: Server) -> None:
@@ -274,11 +386,17 @@ async def _relay(trigger: trio.Event, server: Server) -> None:
     server.shutdown()
 
 
-async def _watch_signals(server: Server) -> None:
+async def _watch_signals(
+    server: Server, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
-            if server._shutdown_requested.is_set():
+            if not server.listening:
+                log.warning("%s during start-up: stopping", name)
+                server._interrupt_startup()
+            elif server._shutdown_requested.is_set():
                 log.warning("second %s: stopping now", name)
                 server.force_stop()
             else:
@@ -290,38 +408,97 @@ async def _watch_signals(server: Server) -> None:
                 server.shutdown()
 
 
-def run(app: ExchangeApp, **options: Any) -> None:
+class _Announcer:
+    """A task status for :func:`serve` that prints the addresses (see run)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+
+    def started(self, value: Any = None) -> None:
+        announce(value, self.config)
+
+
+def run(
+    app: ExchangeApp,
+    config: ServerConfig | None = None,
+    *,
+    log_level: str = "info",
+    **options: Any,
+) -> None:
     """Serve ``app`` from a script until SIGINT or SIGTERM; then exit cleanly.
 
-    ``options`` are :class:`ServerConfig` fields::
+    ``options`` are :class:`ServerConfig` fields (applied over ``config``
+    when both are given)::
 
         if __name__ == "__main__":
             trioweb.run(app, port=8000)
 
-    Ctrl-C starts a graceful shutdown (a second Ctrl-C skips the wait) and
-    :func:`run` returns normally: no traceback, no exception group.
+    Logs go to stderr at ``log_level`` (see :mod:`trioweb.logs`), and one
+    ``trioweb: serving on ...`` line announces each address once listening.
+    Ctrl-C or SIGTERM starts a graceful shutdown (a second one skips the
+    wait) and :func:`run` returns normally: no traceback, no exception
+    group. Raises :exc:`ListenError` if the address cannot be listened on.
     """
-    config = ServerConfig(**options)
+    if config is None:
+        config = ServerConfig(**options)
+    elif options:
+        config = attrs.evolve(config, **options)
     from .logs import configure_logging
 
-    configure_logging(access_log=config.access_log)
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            addresses = await nursery.start(
-                lambda task_status: serve(
-                    app, config, handle_signals=True, task_status=task_status
+    configure_logging(log_level, access_log=config.access_log)
+    announcer = _Announcer(config)
+    with interrupt_on_sigterm():
+        try:
+            trio.run(
+                functools.partial(
+                    serve, app, config, handle_signals=True, task_status=announcer
                 )
             )
-            announce(addresses, config)
+        except KeyboardInterrupt:
+            # A signal before the server was listening (or before serve()
+            # installed its signal handling): nothing was served, nothing
+            # to shut down. Exit as quietly as a graceful shutdown does.
+            pass
 
-    trio.run(main)
+
+def _sigterm_as_sigint(signum: int, frame: FrameType | None) -> None:
+    # Hand it to the SIGINT handler: inside trio.run that is trio's, which
+    # delivers KeyboardInterrupt safely (at a checkpoint); outside it is
+    # Python's own. If SIGINT is ignored (as in a background job of a
+    # shell script), SIGTERM must still stop the program.
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Within this block, SIGTERM interrupts the program as Ctrl-C does.
+
+    Python's default for SIGTERM kills the process on the spot, exit status
+    -15, no clean-up. :func:`serve` handles SIGTERM itself once it runs;
+    this covers the moments before (importing the application, starting
+    trio), so that a supervisor stopping a server that is still starting
+    gets the same clean exit as one stopping a running server. Does nothing
+    outside the main thread, or if SIGTERM already has a handler.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def announce(addresses: Sequence[Any], config: ServerConfig) -> None:
     """Print where the server listens, one line each, flushed at once."""
-    import sys
-
     for address in addresses:
         if isinstance(address, tuple):
             host, port = address[0], address[1]

@@ -194,6 +194,27 @@ class RawConnection:
             self._eof = True
         return data
 
+    async def receive_available(self) -> bytes:
+        """What the server has sent so far, without waiting for more.
+
+        Waits until every task is blocked -- the server has done all it can
+        with what it was sent -- then returns the bytes that arrived (``b""``
+        if none did, or at EOF). Costs no clock time, so it is the way to
+        check that something was *not* sent, with or without
+        ``autojump_clock``.
+        """
+        received = b""
+
+        async def take() -> None:
+            nonlocal received
+            received = await self.receive()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(take)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        return received
+
     async def receive_until_closed(self) -> bytes:
         """Everything the server sends until it closes the connection."""
         chunks = []
@@ -353,11 +374,11 @@ class TestClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
-        headers: HeadersArg,
-        body: bytes | str | None,
-        data: Mapping[str, Any] | Iterable[tuple[str, Any]] | None,
-        json: Any,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        headers: HeadersArg = None,
+        body: bytes | str | None = None,
+        data: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        json: Any = None,
     ) -> tuple[h11.Request, bytes]:
         target = url_concat(
             path,

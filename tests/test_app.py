@@ -1,0 +1,641 @@
+"""Application: routing through the real connection code, settings, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+
+import trioweb
+from trioweb import Application, RequestHandler, url
+from trioweb.testing import TestClient
+
+# -- handlers used by several tests ----------------------------------------------------
+
+
+class Echo(RequestHandler):
+    """Writes what it was given: the rule's kwargs and the path arguments."""
+
+    def initialize(self, **kwargs: Any) -> None:
+        self.init_kwargs = kwargs
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        self.write(
+            {
+                "handler": type(self).__name__,
+                "init": self.init_kwargs,
+                "args": list(args),
+                "kwargs": kwargs,
+            }
+        )
+
+
+class Other(Echo):
+    pass
+
+
+class Third(Echo):
+    pass
+
+
+# -- construction and settings ---------------------------------------------------------
+
+
+async def test_settings_are_kept_and_reach_the_handler() -> None:
+    seen: dict[str, Any] = {}
+
+    class Settings(RequestHandler):
+        async def get(self) -> None:
+            seen.update(self.settings)
+            self.write("ok")
+
+    app = Application([(r"/", Settings)], cookie_secret="s3cret", answer=42)
+    assert app.settings == {"cookie_secret": "s3cret", "answer": 42}
+    async with TestClient(app) as client:
+        r = await client.get("/")
+    assert r.status == 200
+    assert seen == {"cookie_secret": "s3cret", "answer": 42}
+
+
+async def test_rules_as_tuples_of_two_three_and_four_and_url_specs() -> None:
+    app = Application(
+        [
+            (r"/two", Echo),
+            (r"/three", Echo, {"db": "three"}),
+            (r"/four", Other, {"db": "four"}, "four"),
+            url(r"/spec", Third, {"db": "spec"}, name="spec"),
+        ]
+    )
+    async with TestClient(app) as client:
+        r = await client.get("/two")
+        assert r.json() == {"handler": "Echo", "init": {}, "args": [], "kwargs": {}}
+        r = await client.get("/three")
+        assert r.json()["init"] == {"db": "three"}
+        r = await client.get("/four")
+        assert (r.json()["handler"], r.json()["init"]) == ("Other", {"db": "four"})
+        r = await client.get("/spec")
+        assert (r.json()["handler"], r.json()["init"]) == ("Third", {"db": "spec"})
+    assert app.reverse_url("four") == "/four"
+    assert app.reverse_url("spec") == "/spec"
+
+
+async def test_positional_groups_become_positional_arguments() -> None:
+    app = Application([(r"/p/([^/]+)/(\d+)", Echo)])
+    async with TestClient(app) as client:
+        r = await client.get("/p/ann/42")
+    assert r.json()["args"] == ["ann", "42"]
+    assert r.json()["kwargs"] == {}
+
+
+async def test_named_groups_become_keyword_arguments() -> None:
+    app = Application([(r"/k/(?P<name>[^/]+)/(?P<num>\d+)", Echo)])
+    async with TestClient(app) as client:
+        r = await client.get("/k/bob/7")
+    assert r.json()["args"] == []
+    assert r.json()["kwargs"] == {"name": "bob", "num": "7"}
+
+
+async def test_path_arguments_are_percent_decoded_and_plus_is_kept() -> None:
+    app = Application(
+        [(r"/p/([^/]+)", Echo), (r"/k/(?P<word>[^/]+)", Echo)],
+    )
+    async with TestClient(app) as client:
+        r = await client.get("/p/a%20b+c%2Fd%C3%A9")
+        assert r.json()["args"] == ["a b+c/dé"]
+        r = await client.get("/k/x%2By+z")
+        assert r.json()["kwargs"] == {"word": "x+y+z"}
+
+
+async def test_an_optional_group_that_did_not_match_is_none() -> None:
+    app = Application([(r"/opt(?:/(\d+))?", Echo)])
+    async with TestClient(app) as client:
+        r = await client.get("/opt")
+        assert r.json()["args"] == [None]
+        r = await client.get("/opt/5")
+        assert r.json()["args"] == ["5"]
+
+
+async def test_invalid_utf8_in_a_path_argument_is_400() -> None:
+    app = Application([(r"/p/([^/]+)", Echo), (r"/k/(?P<w>[^/]+)", Echo)])
+    async with TestClient(app) as client:
+        r = await client.get("/p/%FF%FE")
+        assert r.status == 400
+        r = await client.get("/k/%C3")
+        assert r.status == 400
+        # The connection survives a handler-level 400.
+        r = await client.get("/p/fine")
+        assert r.status == 200
+    assert len(client.server_connections) == 1
+
+
+async def test_first_matching_rule_wins() -> None:
+    app = Application(
+        [
+            (r"/a/special", Other),
+            (r"/a/(.*)", Echo),
+            (r"/a/special", Third),  # never reached
+        ]
+    )
+    async with TestClient(app) as client:
+        assert (await client.get("/a/special")).json()["handler"] == "Other"
+        assert (await client.get("/a/else")).json()["handler"] == "Echo"
+
+
+async def test_patterns_match_the_whole_path() -> None:
+    app = Application([(r"/a", Echo)])
+    async with TestClient(app) as client:
+        assert (await client.get("/a")).status == 200
+        assert (await client.get("/ab")).status == 404
+        assert (await client.get("/x/a")).status == 404
+
+
+async def test_the_query_string_plays_no_part_in_routing() -> None:
+    app = Application([(r"/a", Echo)])
+    async with TestClient(app) as client:
+        r = await client.get("/a", params={"x": "/b"})
+    assert r.status == 200
+
+
+async def test_no_match_is_the_default_404_page() -> None:
+    app = Application([(r"/", Echo)])
+    async with TestClient(app) as client:
+        r = await client.get("/missing")
+        assert r.status == 404
+        assert r.reason == "Not Found"
+        assert r.headers["Content-Type"] == "text/html; charset=UTF-8"
+        assert "404: Not Found" in r.text
+        # A POST to nowhere is 404 too, not 405.
+        r = await client.post("/missing", body=b"x")
+        assert r.status == 404
+
+
+async def test_an_app_without_handlers_answers_404() -> None:
+    async with TestClient(Application()) as client:
+        assert (await client.get("/")).status == 404
+
+
+async def test_default_handler_class_and_args() -> None:
+    class Fallback(RequestHandler):
+        def initialize(self, message: str) -> None:
+            self.message = message
+
+        async def get(self) -> None:
+            self.set_status(418)
+            self.write(self.message + " " + self.request.path)
+
+    app = Application(
+        [(r"/", Echo)],
+        default_handler_class=Fallback,
+        default_handler_args={"message": "nothing at"},
+    )
+    async with TestClient(app) as client:
+        r = await client.get("/nowhere/at/all")
+        assert (r.status, r.text) == (418, "nothing at /nowhere/at/all")
+        assert (await client.get("/")).json()["handler"] == "Echo"
+
+
+async def test_default_handler_class_without_args() -> None:
+    class Fallback(RequestHandler):
+        async def get(self) -> None:
+            self.write("fallback")
+
+    app = Application([], default_handler_class=Fallback)
+    async with TestClient(app) as client:
+        assert (await client.get("/x")).text == "fallback"
+
+
+async def test_reverse_url_with_arguments() -> None:
+    app = Application(
+        [
+            url(r"/user/(\d+)/post/([^/]+)", Echo, name="post"),
+            url(r"/tag/(?P<tag>[^/]+)", Echo, name="tag"),
+        ]
+    )
+    assert app.reverse_url("post", 7, "hello world") == "/user/7/post/hello%20world"
+    assert app.reverse_url("tag", "a/b") == "/tag/a/b"
+    with pytest.raises(KeyError):
+        app.reverse_url("nope")
+    # The reversed URL routes back to the same handler with the same args.
+    async with TestClient(app) as client:
+        r = await client.get(app.reverse_url("post", 7, "hello world"))
+    assert r.json()["args"] == ["7", "hello world"]
+
+
+async def test_reverse_url_from_a_handler() -> None:
+    class Linker(RequestHandler):
+        async def get(self) -> None:
+            self.write(self.application.reverse_url("item", 3))
+
+    app = Application([(r"/", Linker), url(r"/item/(\d+)", Echo, name="item")])
+    async with TestClient(app) as client:
+        assert (await client.get("/")).text == "/item/3"
+
+
+# -- virtual hosts ---------------------------------------------------------------------
+
+
+async def test_add_handlers_routes_by_host_with_or_without_port() -> None:
+    app = Application([(r"/", Echo)])
+    app.add_handlers(r"www\.example\.com", [(r"/", Other)])
+    async with TestClient(app) as client:
+        r = await client.get("/", headers={"Host": "www.example.com"})
+        assert r.json()["handler"] == "Other"
+        r = await client.get("/", headers={"Host": "www.example.com:8080"})
+        assert r.json()["handler"] == "Other"
+        r = await client.get("/", headers={"Host": "WWW.Example.COM"})
+        assert r.json()["handler"] == "Other"
+        r = await client.get("/", headers={"Host": "other.example.com"})
+        assert r.json()["handler"] == "Echo"
+        r = await client.get("/")  # the client's default "testserver"
+        assert r.json()["handler"] == "Echo"
+
+
+async def test_a_specific_host_comes_before_the_catch_all() -> None:
+    app = Application([(r"/(.*)", Echo)])
+    app.add_handlers(r"api\.example\.com", [(r"/v1", Other)])
+    app.add_handlers(r".*\.example\.com", [(r"/v1", Third)])
+    async with TestClient(app) as client:
+        r = await client.get("/v1", headers={"Host": "api.example.com:443"})
+        assert r.json()["handler"] == "Other"
+        r = await client.get("/v1", headers={"Host": "www.example.com"})
+        assert r.json()["handler"] == "Third"
+        r = await client.get("/v1", headers={"Host": "example.org"})
+        assert r.json()["handler"] == "Echo"
+        # A path the host's rules do not have falls through to the catch-all.
+        r = await client.get("/other", headers={"Host": "api.example.com"})
+        assert r.json() == {
+            "handler": "Echo",
+            "init": {},
+            "args": ["other"],
+            "kwargs": {},
+        }
+
+
+async def test_host_rules_only_no_match_is_404() -> None:
+    app = Application()
+    app.add_handlers(r"only\.example\.com", [(r"/", Echo)])
+    async with TestClient(app) as client:
+        r = await client.get("/", headers={"Host": "only.example.com"})
+        assert r.status == 200
+        assert (await client.get("/")).status == 404
+
+
+# -- debug / serve_traceback -----------------------------------------------------------
+
+
+class Boom(RequestHandler):
+    async def get(self) -> None:
+        raise ZeroDivisionError("kaboom")
+
+
+async def test_uncaught_exception_is_500_without_traceback_by_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with TestClient(Application([(r"/", Boom)])) as client:
+        r = await client.get("/")
+    assert r.status == 500
+    assert "kaboom" not in r.text
+    assert "500: Internal Server Error" in r.text
+    assert "ZeroDivisionError" in caplog.text  # the traceback is logged
+
+
+async def test_debug_turns_on_serve_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Application([(r"/", Boom)], debug=True)
+    assert app.settings["serve_traceback"] is True
+    async with TestClient(app) as client:
+        r = await client.get("/")
+    assert r.status == 500
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert "Traceback" in r.text
+    assert "ZeroDivisionError: kaboom" in r.text
+
+
+async def test_debug_does_not_override_an_explicit_serve_traceback() -> None:
+    app = Application([(r"/", Boom)], debug=True, serve_traceback=False)
+    async with TestClient(app) as client:
+        r = await client.get("/")
+    assert r.status == 500
+    assert "kaboom" not in r.text
+
+
+# -- lifespan --------------------------------------------------------------------------
+
+
+class Ping(RequestHandler):
+    async def get(self) -> None:
+        self.write("pong")
+
+
+async def test_startup_and_shutdown_hooks_run_in_order_around_the_client() -> None:
+    events: list[str] = []
+
+    def hook(name: str) -> Any:
+        async def run() -> None:
+            await trio.lowlevel.checkpoint()
+            events.append(name)
+
+        return run
+
+    class Record(RequestHandler):
+        async def get(self) -> None:
+            events.append("request")
+
+    app = Application(
+        [(r"/", Record)],
+        on_startup=[hook("start1"), hook("start2")],
+        on_shutdown=[hook("stop1"), hook("stop2")],
+    )
+    async with TestClient(app) as client:
+        assert events == ["start1", "start2"]
+        await client.get("/")
+    assert events == ["start1", "start2", "request", "stop1", "stop2"]
+
+
+async def test_lifespan_wraps_the_hooks() -> None:
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Application) -> AsyncIterator[None]:
+        events.append("lifespan enter")
+        app.settings["db"] = "connected"
+        yield
+        events.append("lifespan exit")
+
+    async def startup() -> None:
+        events.append("startup")
+
+    async def shutdown() -> None:
+        events.append("shutdown")
+
+    class Db(RequestHandler):
+        async def get(self) -> None:
+            self.write(self.settings["db"])
+
+    app = Application(
+        [(r"/", Db)],
+        lifespan=lifespan,
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+    )
+    async with TestClient(app) as client:
+        assert events == ["lifespan enter", "startup"]
+        assert (await client.get("/")).text == "connected"
+    assert events == ["lifespan enter", "startup", "shutdown", "lifespan exit"]
+
+
+async def test_the_app_can_run_again_after_it_stopped() -> None:
+    starts: list[int] = []
+
+    async def startup() -> None:
+        starts.append(1)
+
+    app = Application([(r"/", Ping)], on_startup=[startup])
+    for _ in range(2):
+        async with TestClient(app) as client:
+            assert (await client.get("/")).text == "pong"
+    assert starts == [1, 1]
+
+
+async def test_running_twice_at_once_is_refused() -> None:
+    app = Application([(r"/", Ping)])
+    async with app.running():
+        with pytest.raises(RuntimeError, match="already running"):
+            async with app.running():
+                pass  # pragma: no cover
+
+
+async def test_nursery_outside_a_running_app_is_a_clear_error() -> None:
+    app = Application([(r"/", Ping)])
+    with pytest.raises(RuntimeError, match="only while the application runs"):
+        app.nursery  # noqa: B018
+    async with TestClient(app):
+        assert isinstance(app.nursery, trio.Nursery)
+    with pytest.raises(RuntimeError, match="only while the application runs"):
+        app.nursery  # noqa: B018
+
+
+async def test_background_work_outlives_the_request_and_is_cancelled_at_shutdown(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    events: list[str] = []
+    started = trio.Event()
+
+    async def background(tag: str) -> None:
+        started.set()
+        try:
+            while True:
+                await trio.sleep(1)
+                events.append(f"tick {tag}")
+        except trio.Cancelled:
+            events.append("background cancelled")
+            raise
+
+    class Spawn(RequestHandler):
+        async def get(self) -> None:
+            self.application.nursery.start_soon(background, "x")
+            self.write("spawned")
+
+    async def shutdown() -> None:
+        events.append("shutdown hook")
+
+    app = Application([(r"/", Spawn)], on_shutdown=[shutdown])
+    async with TestClient(app) as client:
+        r = await client.get("/")
+        assert r.text == "spawned"
+        await started.wait()
+        # The request is over; the background task is still going.
+        await trio.sleep(3.5)
+        assert events == ["tick x"] * 3
+    assert events == ["tick x"] * 3 + ["background cancelled", "shutdown hook"]
+
+
+async def test_a_hanging_shutdown_hook_is_bounded_by_shutdown_timeout(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    async def quick() -> None:
+        await trio.sleep(1)
+        ran.append("quick")
+
+    async def hang() -> None:
+        await trio.sleep_forever()
+
+    async def after() -> None:
+        ran.append("after")  # pragma: no cover
+
+    app = Application(
+        [(r"/", Ping)], on_shutdown=[quick, hang, after], shutdown_timeout=3
+    )
+    async with TestClient(app) as client:
+        await client.get("/")
+        start = trio.current_time()
+    assert trio.current_time() - start == pytest.approx(3)
+    assert ran == ["quick"]
+    assert "shutdown hooks did not finish within 3 s" in caplog.text
+    assert "hang" in caplog.text  # which hook hung
+    assert "not run: [<function" in caplog.text
+
+
+async def test_shutdown_timeout_defaults_to_ten_seconds(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def hang() -> None:
+        await trio.sleep_forever()
+
+    app = Application([(r"/", Ping)], on_shutdown=[hang])
+    async with TestClient(app):
+        start = trio.current_time()
+    assert trio.current_time() - start == pytest.approx(10)
+
+
+async def test_a_failing_shutdown_hook_is_logged_and_the_others_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ran: list[str] = []
+
+    async def bad() -> None:
+        raise ValueError("hook failed")
+
+    async def good() -> None:
+        ran.append("good")
+
+    app = Application([(r"/", Ping)], on_shutdown=[bad, good])
+    with caplog.at_level(logging.ERROR, logger="trioweb.error"):
+        async with TestClient(app):
+            pass
+    assert ran == ["good"]
+    assert "error in shutdown hook" in caplog.text
+    assert "ValueError: hook failed" in caplog.text
+
+
+async def test_shutdown_hooks_run_when_the_body_raises() -> None:
+    ran: list[str] = []
+
+    async def shutdown() -> None:
+        ran.append("shutdown")
+
+    app = Application([(r"/", Ping)], on_shutdown=[shutdown])
+    with pytest.raises(KeyError):
+        async with app.running():
+            raise KeyError("server failed")
+    assert ran == ["shutdown"]
+
+
+async def test_running_gives_back_the_body_exception_not_a_group() -> None:
+    # Regression: the app nursery wrapped whatever the body raised (a
+    # server's OSError, a test's AssertionError) in an ExceptionGroup.
+    app = Application([(r"/", Ping)])
+    error = OSError("address in use")
+    with pytest.raises(OSError) as info:
+        async with app.running():
+            raise error
+    assert info.value is error
+    # Ctrl-C must never surface as an exception group (contract 5).
+    with pytest.raises(KeyboardInterrupt):
+        async with app.running():
+            raise KeyboardInterrupt
+
+
+async def test_a_failing_startup_hook_raises_its_own_exception() -> None:
+    # Regression: the error came out wrapped in an ExceptionGroup.
+    async def startup() -> None:
+        raise ConnectionRefusedError("no database")
+
+    app = Application([(r"/", Ping)], on_startup=[startup])
+    with pytest.raises(ConnectionRefusedError, match="no database"):
+        async with app.running():
+            pass  # pragma: no cover
+    assert not app._running
+
+
+async def test_a_crashing_background_task_ends_the_app() -> None:
+    async def crash() -> None:
+        raise ValueError("background bug")
+
+    app = Application([(r"/", Ping)])
+    with pytest.RaisesGroup(ValueError, flatten_subgroups=True):
+        async with app.running():
+            app.nursery.start_soon(crash)
+            await trio.sleep_forever()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="testing.py: TestClient.__aenter__ enters trio.open_nursery() around "
+    "the block, so an exception in the test body (a failed assert) comes out "
+    "wrapped in an ExceptionGroup",
+)
+async def test_an_exception_in_the_client_block_is_not_wrapped() -> None:
+    with pytest.raises(AssertionError):
+        async with TestClient(Application([(r"/", Ping)])) as client:
+            r = await client.get("/")
+            assert r.status == 500
+
+
+async def test_shutdown_hooks_run_when_the_body_is_cancelled() -> None:
+    ran: list[str] = []
+
+    async def shutdown() -> None:
+        await trio.lowlevel.checkpoint()  # shielded: not cancelled
+        ran.append("shutdown")
+
+    app = Application([(r"/", Ping)], on_shutdown=[shutdown])
+    with trio.CancelScope() as scope:
+        async with TestClient(app):
+            scope.cancel()
+            await trio.sleep_forever()
+    assert ran == ["shutdown"]
+
+
+def test_public_api_exports() -> None:
+    assert trioweb.Application is Application
+    assert trioweb.url is url
+
+
+async def test_a_startup_hook_can_start_background_work() -> None:
+    ticks: list[int] = []
+    app = Application([(r"/", Ping)])
+
+    async def background() -> None:
+        ticks.append(1)
+        await trio.sleep_forever()
+
+    async def startup() -> None:
+        app.nursery.start_soon(background)
+
+    app.on_startup.append(startup)
+    async with TestClient(app) as client:
+        await client.get("/")
+        assert ticks == [1]
+
+
+async def test_nursery_is_not_there_yet_in_lifespan_set_up() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Application) -> AsyncIterator[None]:
+        with pytest.raises(RuntimeError, match="on_startup hook"):
+            app.nursery  # noqa: B018
+        yield
+
+    async with TestClient(Application([(r"/", Ping)], lifespan=lifespan)):
+        pass
+
+
+async def test_initialize_raising_is_a_500_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class BadInit(RequestHandler):
+        def initialize(self) -> None:
+            raise RuntimeError("bad config")
+
+    app = Application([(r"/bad", BadInit), (r"/", Ping)])
+    async with TestClient(app) as client:
+        assert (await client.get("/bad")).status == 500
+        assert (await client.get("/")).text == "pong"
+    assert "bad config" in caplog.text

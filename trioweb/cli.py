@@ -1,0 +1,284 @@
+"""The command line: ``trioweb serve MODULE:ATTR`` (also ``python -m trioweb``).
+
+This module is arguments only: it turns flags into a
+:class:`~trioweb.config.ServerConfig`, imports the application, and hands
+both to :func:`trioweb.server.run`, which does the serving, the logging set-up
+and the signal handling.
+
+Every :class:`ServerConfig` field is a flag of the same name
+(``max_body_size`` is ``--max-body-size``), generated from the record itself,
+so the two cannot drift apart. Mistakes a user can make -- an app that cannot
+be imported, a port in use, a bad flag value -- end in one line on stderr and
+a non-zero exit, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import sys
+import traceback
+from typing import Any, NoReturn
+
+import attrs
+
+from . import __version__
+from .config import ServerConfig
+from .server import ListenError, interrupt_on_sigterm, run
+
+__all__ = ["main"]
+
+PROG = "trioweb"
+
+#: Help for each ServerConfig field; a field missing here still gets a flag.
+_FIELD_HELP = {
+    "host": "the address to listen on",
+    "port": "the TCP port to listen on; 0 picks a free one",
+    "uds": "listen on this Unix domain socket instead of host and port",
+    "backlog": "how many connections may wait to be accepted",
+    "max_request_line": "longest request target in bytes; longer gets 414",
+    "max_header_size": "largest header block in bytes; larger gets 431",
+    "max_headers": "most header fields in a request; more gets 431",
+    "max_body_size": "largest request body in bytes; larger gets 413",
+    "header_timeout": "seconds to receive a request head; then 408",
+    "body_timeout": "seconds to wait for each piece of a body; then 408",
+    "write_timeout": "seconds for each send to a client before aborting",
+    "keep_alive_timeout": "seconds an idle keep-alive connection is kept",
+    "max_connections": "connections served at once; more wait in the backlog",
+    "max_requests_per_connection": "requests before a connection is closed",
+    "graceful_timeout": "seconds in-flight requests get to finish on shutdown",
+    "access_log": "log one line per request on stderr",
+}
+
+_METAVARS = {"host": "HOST", "uds": "PATH", "int": "N", "float": "SECONDS"}
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with a pointer to help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return value
+
+
+def _app_spec(text: str) -> str:
+    module, sep, attr = text.partition(":")
+    if not (module and sep and attr):
+        raise argparse.ArgumentTypeError(
+            f"expected a module and an attribute, like examples.hello:app; got {text!r}"
+        )
+    return text
+
+
+# ServerConfig's annotations are strings (``from __future__ import annotations``).
+_TYPES: dict[str, Any] = {
+    "int": _int,
+    "float": _seconds,
+    "str": str,
+    "str | None": str,
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server options (see trioweb.ServerConfig)")
+    for field in attrs.fields(ServerConfig):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = _FIELD_HELP.get(field.name, field.name.replace("_", " "))
+        default = field.default
+        if isinstance(default, bool) or field.type in ("bool", bool):
+            group.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{help_text} (default: {'on' if default else 'off'})",
+            )
+            continue
+        if default is not None:
+            help_text += (
+                f" (default: {default:g})"
+                if isinstance(default, float)
+                else f" (default: {default})"
+            )
+        group.add_argument(
+            flag,
+            dest=field.name,
+            type=_TYPES.get(str(field.type), str),
+            default=None,
+            metavar=_METAVARS.get(field.name)
+            or _METAVARS.get(str(field.type), "VALUE"),
+            help=help_text,
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="trioweb: a Tornado-style web framework on trio.",
+    )
+    parser.add_argument("--version", action="version", version=f"trioweb {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    serve = commands.add_parser(
+        "serve",
+        help="serve an application over HTTP/1.1",
+        description=(
+            "Serve the application MODULE:ATTR until SIGINT or SIGTERM, then "
+            "shut down gracefully (a second signal skips the graceful period)."
+        ),
+    )
+    serve.add_argument(
+        "app",
+        type=_app_spec,
+        metavar="MODULE:ATTR",
+        help="the application, for example examples.hello:app",
+    )
+    serve.add_argument(
+        "--app-dir",
+        default=".",
+        metavar="DIR",
+        help="look for MODULE in DIR first (default: the current directory)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=_LOG_LEVELS,
+        default="info",
+        help="the error log's level (default: info); "
+        "debug also prints tracebacks of import errors",
+    )
+    _add_config_flags(serve)
+    return parser
+
+
+class AppLoadError(Exception):
+    """The application named on the command line could not be loaded."""
+
+
+def load_app(spec: str, app_dir: str = ".") -> Any:
+    """Import ``MODULE:ATTR`` (``ATTR`` may be dotted), looking in ``app_dir``
+    first; raise :exc:`AppLoadError` with a one-line message if it fails."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise AppLoadError(
+            f"the app must be given as MODULE:ATTR (like examples.hello:app), "
+            f"got {spec!r}"
+        )
+    directory = os.path.abspath(app_dir)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == module_name or module_name.startswith(missing + "."):
+            raise AppLoadError(
+                f"cannot import {module_name!r}: no module named {missing!r} "
+                f"(looked in {directory} and sys.path; see --app-dir)"
+            ) from exc
+        raise AppLoadError(_import_failure(module_name, exc)) from exc
+    except Exception as exc:
+        raise AppLoadError(_import_failure(module_name, exc)) from exc
+    app: Any = module
+    for part in attr.split("."):
+        try:
+            app = getattr(app, part)
+        except AttributeError:
+            raise AppLoadError(
+                f"module {module_name!r} has no attribute {attr!r}"
+            ) from None
+    if not callable(getattr(app, "handle_exchange", None)):
+        raise AppLoadError(
+            f"{spec} is a {type(app).__name__}, not an application "
+            "(it has no handle_exchange() method)"
+        )
+    return app
+
+
+def _import_failure(module_name: str, exc: BaseException) -> str:
+    where = ""
+    if isinstance(exc, SyntaxError):
+        pass  # its message already names the file and line
+    elif exc.__traceback__ is not None:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        filename = frame.filename
+        with_cwd = os.path.relpath(filename) if os.path.isabs(filename) else filename
+        if not with_cwd.startswith(".."):
+            filename = with_cwd
+        where = f" (at {filename}:{frame.lineno})"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return (
+        f"importing {module_name!r} raised {type(exc).__name__}"
+        f"{': ' + message if message else ''}{where}; "
+        "--log-level debug shows the traceback"
+    )
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def _as_flag_error(message: str) -> str:
+    """``max_body_size must be ...`` -> ``--max-body-size must be ...``."""
+    for field in attrs.fields(ServerConfig):
+        if message.startswith(field.name + " "):
+            return "--" + field.name.replace("_", "-") + message[len(field.name) :]
+    return message
+
+
+def _serve(args: argparse.Namespace) -> None:
+    options = {
+        field.name: getattr(args, field.name)
+        for field in attrs.fields(ServerConfig)
+        if getattr(args, field.name, None) is not None
+    }
+    try:
+        config = ServerConfig(**options)
+    except (ValueError, TypeError) as exc:
+        _fail(_as_flag_error(str(exc)), code=2)
+    try:
+        app = load_app(args.app, args.app_dir)
+    except AppLoadError as exc:
+        if args.log_level == "debug" and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        _fail(str(exc))
+    try:
+        run(app, config, log_level=args.log_level)
+    except ListenError as exc:
+        _fail(exc.strerror or str(exc))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the ``trioweb`` command (``argv`` defaults to ``sys.argv[1:]``)."""
+    args = _parser().parse_args(argv)
+    # Ctrl-C or SIGTERM while the app is imported (or trio starts) ends the
+    # program as quietly as a graceful shutdown: exit status 0, no traceback.
+    try:
+        with interrupt_on_sigterm():
+            if args.command == "serve":
+                _serve(args)
+    except KeyboardInterrupt:
+        pass

@@ -566,12 +566,6 @@ async def test_a_crashing_background_task_ends_the_app() -> None:
             await trio.sleep_forever()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="testing.py: TestClient.__aenter__ enters trio.open_nursery() around "
-    "the block, so an exception in the test body (a failed assert) comes out "
-    "wrapped in an ExceptionGroup",
-)
 async def test_an_exception_in_the_client_block_is_not_wrapped() -> None:
     with pytest.raises(AssertionError):
         async with TestClient(Application([(r"/", Ping)])) as client:

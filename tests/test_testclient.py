@@ -474,12 +474,6 @@ async def test_abort_rejects_unknown_arguments() -> None:
             await client.abort("GET", "/", bogus=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="testing.py: TestClient keeps a single _ClientConnection, so a "
-    "request sent while another is in flight (from a second task) is written "
-    "on the busy connection: h11 raises LocalProtocolError (state=DONE)",
-)
 async def test_concurrent_requests_from_two_tasks(
     autojump_clock: trio.abc.Clock,
 ) -> None:

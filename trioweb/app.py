@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._concurrency import open_side_nursery
 from .handler import ErrorHandler, RequestHandler
 from .request import HTTPServerRequest
 from .routing import Router, Rule
@@ -134,39 +135,16 @@ class Application:
                 if self.lifespan is not None:
                     await stack.enter_async_context(self.lifespan(self))
                 stack.push_async_callback(self._run_shutdown_hooks)
-                own_error: BaseException | None = None
-                try:
-                    async with trio.open_nursery() as outer:
-                        # The background nursery lives in a task of its own,
-                        # so cancelling it at shutdown does not cancel the
-                        # body of this context manager (the server) with it.
-                        holder = trio.CancelScope()
-                        self._nursery = await outer.start(_hold_nursery, holder)
-                        try:
-                            for hook in self.on_startup:
-                                await hook()
-                            yield
-                        except BaseException as exc:
-                            own_error = exc
-                            raise
-                        finally:
-                            self._nursery = None
-                            holder.cancel()
-                except BaseExceptionGroup as group:
-                    # The nursery wraps what the body (or a startup hook)
-                    # raised in a group of one. Give the caller its own
-                    # exception back -- a test's AssertionError, a server's
-                    # OSError, KeyboardInterrupt -- not a group around it.
-                    if not (
-                        own_error is not None
-                        and len(group.exceptions) == 1
-                        and group.exceptions[0] is own_error
-                    ):
-                        raise
-                else:
-                    own_error = None
-                if own_error is not None:
-                    raise own_error
+                # The background nursery is a side nursery: shutdown cancels
+                # it without cancelling the server running in the body.
+                async with open_side_nursery() as nursery:
+                    self._nursery = nursery
+                    try:
+                        for hook in self.on_startup:
+                            await hook()
+                        yield
+                    finally:
+                        self._nursery = None
         finally:
             self._running = False
 
@@ -213,12 +191,3 @@ class Application:
             path_args, path_kwargs = [], {}
         handler = handler_class(self, request, exchange, **kwargs)
         await handler._execute(path_args, path_kwargs)
-
-
-async def _hold_nursery(
-    scope: trio.CancelScope, task_status: trio.TaskStatus[trio.Nursery]
-) -> None:
-    with scope:
-        async with trio.open_nursery() as nursery:
-            task_status.started(nursery)
-            await trio.sleep_forever()

@@ -250,6 +250,12 @@ class Exchange:
         if self.disconnected:
             return
         self.disconnected = True
+        if self.finished:
+            # The client has its whole response: it did not abandon the
+            # request, so whatever the handler still does after finish()
+            # (bookkeeping, on_finish) is not cancelled.
+            self._callbacks = None
+            return
         callbacks, self._callbacks = self._callbacks, None
         for callback in callbacks or ():
             try:
@@ -726,7 +732,9 @@ class HTTP1Connection:
                 await self._run_app(exchange)
             finally:
                 self._active = None
-            self._log_access(exchange)
+                # Also when the request is cancelled (graceful shutdown ran
+                # out): every request gets its line in the access log.
+                self._log_access(exchange)
             if (
                 self._broken
                 or exchange.disconnected
@@ -878,8 +886,11 @@ class HTTP1Connection:
         if not self.config.access_log or not access_log.isEnabledFor(logging.INFO):
             return
         status = exchange.status
-        if exchange.disconnected and not exchange.finished:
-            status = 499
+        if not exchange.finished:
+            # 499: the client left first. 444: the server closed without
+            # completing the response (cancelled at the end of a graceful
+            # shutdown, or the app failed mid-response). nginx's codes.
+            status = 499 if exchange.disconnected else 444
         duration = (trio.current_time() - exchange.start_time) * 1000
         access_log.info(
             '%s "%s %s HTTP/%s" %d %d %.1fms',

@@ -39,6 +39,7 @@ import h11
 import trio
 import trio.testing
 
+from ._concurrency import open_side_nursery
 from .config import ServerConfig
 from .http1 import ExchangeApp, HTTP1Connection
 from .httputil import HTTPHeaders, url_concat
@@ -125,8 +126,14 @@ class StreamingResponse:
     """A response whose body you read as it arrives (see
     :meth:`TestClient.stream`)."""
 
-    def __init__(self, conn: _ClientConnection, head: h11.Response) -> None:
+    def __init__(
+        self,
+        conn: _ClientConnection,
+        head: h11.Response,
+        on_complete: Callable[[_ClientConnection], None] | None = None,
+    ) -> None:
         self._conn = conn
+        self._on_complete = on_complete
         self.status: int = head.status_code
         self.reason: str = head.reason.decode("latin-1")
         self.headers = _headers_from_h11(head)
@@ -144,6 +151,8 @@ class StreamingResponse:
             raise ConnectionError("the server closed the connection mid-body")
         self.complete = True
         self._conn.after_response()
+        if self._on_complete is not None:
+            self._on_complete(self._conn)
         return b""
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
@@ -307,7 +316,11 @@ class TestClient:
         self._lifespan = lifespan
         self._nursery: trio.Nursery | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._conn: _ClientConnection | None = None
+        # Keep-alive connections waiting for a request, most recent last; a
+        # request takes one or opens a new one, so concurrent requests from
+        # several tasks each get their own connection.
+        self._idle: list[_ClientConnection] = []
+        self._client_connections: list[_ClientConnection] = []
         self._connections: list[HTTP1Connection] = []
 
     async def __aenter__(self) -> TestClient:
@@ -317,7 +330,9 @@ class TestClient:
             running = getattr(self.app, "running", None)
             if self._lifespan and running is not None:
                 await stack.enter_async_context(running())
-            self._nursery = await stack.enter_async_context(trio.open_nursery())
+            # A side nursery: an exception from the test's own code comes out
+            # as itself, not wrapped in an exception group.
+            self._nursery = await stack.enter_async_context(open_side_nursery())
             stack.push_async_callback(self._close_all)
         except BaseException:
             await stack.aclose()
@@ -331,13 +346,12 @@ class TestClient:
         return await stack.__aexit__(*exc_info)  # type: ignore[arg-type]
 
     async def _close_all(self) -> None:
-        if self._conn is not None:
-            await self._conn.aclose()
-            self._conn = None
+        self._idle.clear()
+        for client_conn in self._client_connections:
+            await client_conn.aclose()
         for conn in self._connections:
             conn.shutdown()
-        assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()
+        self._nursery = None
 
     @property
     def server_connections(self) -> list[HTTP1Connection]:
@@ -417,20 +431,35 @@ class TestClient:
         hdrs = [h for h in hdrs if h[0].lower() not in names] + extra
         return h11.Request(method=method, target=target, headers=hdrs), content or b""
 
+    def _release(self, conn: _ClientConnection) -> None:
+        if conn.usable and not conn.server_done.is_set():
+            self._idle.append(conn)
+
+    async def _checkout(self) -> _ClientConnection:
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable and not conn.server_done.is_set():
+                return conn
+            await conn.aclose()
+        stream, done = await self._connect()
+        conn = _ClientConnection(stream, done)
+        self._client_connections.append(conn)
+        return conn
+
     async def _send_request(
-        self, method: str, path: str, kwargs: dict[str, Any]
-    ) -> _ClientConnection:
-        request, content = self._build(method, path, **kwargs)
-        if (
-            self._conn is None
-            or not self._conn.usable
-            or self._conn.server_done.is_set()
-        ):
-            if self._conn is not None:
-                await self._conn.aclose()
-            stream, done = await self._connect()
-            self._conn = _ClientConnection(stream, done)
-        conn = self._conn
+        self, conn: _ClientConnection, method: str, path: str, kwargs: dict[str, Any]
+    ) -> None:
+        request, content = self._build(
+            method,
+            path,
+            params=kwargs.pop("params", None),
+            headers=kwargs.pop("headers", None),
+            body=kwargs.pop("body", None),
+            data=kwargs.pop("data", None),
+            json=kwargs.pop("json", None),
+        )
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
         events: list[Any] = [request]
         if content:
             events.append(h11.Data(data=content))
@@ -441,7 +470,18 @@ class TestClient:
             # The server answered and closed before reading it all (a 413,
             # say); its response is still there to read.
             pass
-        return conn
+
+    async def _open_response(
+        self, method: str, path: str, kwargs: dict[str, Any]
+    ) -> StreamingResponse:
+        conn = await self._checkout()
+        try:
+            await self._send_request(conn, method, path, kwargs)
+            head = await conn.read_head()
+        except BaseException:
+            await conn.aclose()
+            raise
+        return StreamingResponse(conn, head, self._release)
 
     # -- public API -----------------------------------------------------------
 
@@ -463,14 +503,16 @@ class TestClient:
         Content-Type). ``headers`` are added after ``Host`` and may replace
         it.
         """
-        conn = await self._send_request(
+        streaming = await self._open_response(
             method,
             path,
             dict(params=params, headers=headers, body=body, data=data, json=json),
         )
-        head = await conn.read_head()
-        streaming = StreamingResponse(conn, head)
-        body_bytes = await streaming.read()
+        try:
+            body_bytes = await streaming.read()
+        except BaseException:
+            await streaming._conn.aclose()
+            raise
         return Response(
             status=streaming.status,
             reason=streaming.reason,
@@ -513,9 +555,8 @@ class TestClient:
         Leaving the block before the body is complete closes the connection,
         which the server sees as the client leaving.
         """
-        conn = await self._send_request(method, path, kwargs)
-        head = await conn.read_head()
-        response = StreamingResponse(conn, head)
+        response = await self._open_response(method, path, kwargs)
+        conn = response._conn
         try:
             yield response
         finally:
@@ -542,22 +583,7 @@ class TestClient:
         """
         stream, done = await self._connect()
         conn = _ClientConnection(stream, done)
-        request, content = self._build(
-            method,
-            path,
-            params=kwargs.pop("params", None),
-            headers=kwargs.pop("headers", None),
-            body=kwargs.pop("body", None),
-            data=kwargs.pop("data", None),
-            json=kwargs.pop("json", None),
-        )
-        if kwargs:
-            raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
-        events: list[Any] = [request]
-        if content:
-            events.append(h11.Data(data=content))
-        events.append(h11.EndOfMessage())
-        await conn.send(*events)
+        await self._send_request(conn, method, path, kwargs)
         received = bytearray()
         with trio.move_on_after(after):
             while data := await _receive_or_empty(stream):

@@ -1,0 +1,54 @@
+"""Small structured-concurrency tools shared by the application and the
+test client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import trio
+
+__all__ = ["open_side_nursery"]
+
+
+@contextlib.asynccontextmanager
+async def open_side_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery whose tasks run beside the ``async with`` body.
+
+    Leaving the body cancels the tasks and waits for them. Unlike a plain
+    nursery, this one can be cancelled without cancelling the body (it lives
+    in a task of its own), and an exception raised by the body comes out as
+    itself -- a test's ``AssertionError``, a server's ``OSError``,
+    ``KeyboardInterrupt`` -- not wrapped in an exception group of one. An
+    exception from a task started in the nursery still comes out as a group,
+    as trio's strict exception groups would have it.
+    """
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as outer:
+            holder = trio.CancelScope()
+            nursery: trio.Nursery = await outer.start(_hold_nursery, holder)
+            try:
+                yield nursery
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                holder.cancel()
+    except BaseExceptionGroup as group:
+        if (
+            body_error is None
+            or len(group.exceptions) != 1
+            or group.exceptions[0] is not body_error
+        ):
+            raise
+        raise body_error from None
+
+
+async def _hold_nursery(
+    scope: trio.CancelScope, task_status: trio.TaskStatus[trio.Nursery]
+) -> None:
+    with scope:
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await trio.sleep_forever()

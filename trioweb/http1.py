@@ -1,4 +1,5 @@
-"""One HTTP/1.1 connection: h11's state machine driven over a trio stream.
+"""One HTTP/1.1 connection: a request parser and the response writer over a
+trio stream.
 
 This is the connection engine. It knows nothing about handlers: for each
 request it hands the application one :class:`Exchange` -- the parsed request
@@ -16,9 +17,10 @@ Two tasks serve a connection, both in the connection's own nursery
   connection, and fires the active exchange's disconnect signal. When the
   buffer is full (a client pipelining faster than we answer) it stops reading
   until the buffer drains: memory stays bounded.
-* the **main task** feeds the buffer to h11, enforces the limits, runs the
-  application for each request, one at a time and in order (pipelining), and
-  writes responses.
+* the **main task** feeds the buffer to the request parser
+  (:mod:`trioweb.parsers`), enforces the limits, runs the application for
+  each request, one at a time and in order (pipelining), and writes the
+  responses (:mod:`trioweb.writer`).
 
 Every wait has a deadline (contract 4): the idle wait between requests
 (``keep_alive_timeout``), reading a request head (``header_timeout``), each
@@ -29,16 +31,26 @@ wait for body bytes (``body_timeout``), and each ``send_all``
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-import h11
 import trio
 
+from . import writer
 from .config import ServerConfig
 from .errors import HTTPError, HTTPInputError, StreamClosedError
 from .httputil import http_date, reason_phrase
+from .parsers import (
+    CLOSED,
+    END,
+    NEED_DATA,
+    Event,
+    H11Parser,
+    ProtocolError,
+    RequestHead,
+)
 
 __all__ = ["Exchange", "ExchangeApp", "HTTP1Connection"]
 
@@ -54,19 +66,23 @@ READ_AHEAD_LIMIT = 64 * 1024
 # already closed. They all mean the same thing to a handler: StreamClosedError.
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
-# Statuses whose response never carries a body (RFC 9110 6.4.1). 1xx never
-# reaches h11 as a Response.
-_NO_BODY_STATUSES = frozenset({204, 304})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class _Rejected(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status = status
         self.detail = detail
+        #: The refused request was a HEAD: its answer carries no body.
+        self.head = False
 
 
-# Bytes a reason phrase may not hold (RFC 9112 4: HTAB, SP, VCHAR, obs-text).
-_BAD_REASON = re.compile(b"[^\t\x20-\x7e\x80-\xff]")
+# What a connection is doing; the timer's expiry means different things.
+_IDLE = "idle"  # waiting, with nothing received, for the next request
+_HEAD = "head"  # reading a request head
+_APP = "app"  # running the application (the timer is off)
+_DONE = "done"
+
 
 # h11's end-of-head pattern (a line feed, an optional CR, a line feed).
 _BLANK_LINE = re.compile(b"\n\r?\n")
@@ -162,8 +178,9 @@ class Exchange:
 
     The disconnect signal: :attr:`disconnected` becomes true, and every
     callback given to :meth:`on_disconnect` is called once, the moment the
-    peer closes or resets the connection while this exchange is active. The
-    web layer passes its handler's ``cancel_scope.cancel`` there.
+    peer closes or resets the connection while this exchange is active
+    and its response is not complete. The web layer passes its handler's
+    ``cancel_scope.cancel`` there.
     """
 
     __slots__ = (
@@ -171,11 +188,15 @@ class Exchange:
         "_body_started",
         "_callbacks",
         "_conn",
+        "_framing",
         "_received",
+        "_remaining",
         "bytes_sent",
         "client",
+        "close_after",
         "content_length",
         "disconnected",
+        "expects_continue",
         "finished",
         "has_body",
         "head_sent",
@@ -194,16 +215,18 @@ class Exchange:
     def __init__(
         self,
         conn: HTTP1Connection,
-        request: h11.Request,
+        head: RequestHead,
         *,
         content_length: int | None,
         chunked: bool,
+        keep_alive: bool,
+        expects_continue: bool,
     ) -> None:
         self._conn = conn
-        self.method: str = request.method.decode("ascii")
-        self.target: str = request.target.decode("latin-1")
-        self.http_version: str = request.http_version.decode("ascii")
-        self.headers: list[tuple[bytes, bytes]] = list(request.headers)
+        self.method: str = head.method.decode("ascii")
+        self.target: str = head.target.decode("latin-1")
+        self.http_version: str = head.http_version.decode("ascii")
+        self.headers: list[tuple[bytes, bytes]] = head.headers
         self.client = conn.client
         self.server = conn.server
         self.scheme = conn.scheme
@@ -216,14 +239,21 @@ class Exchange:
         self.content_length = content_length
         #: Whether the request has a body at all (a non-zero length or chunked).
         self.has_body: bool = chunked or bool(content_length)
-        #: False when the response must end the connection (set by the engine
-        #: for the last request on a connection, and during shutdown).
-        self.keep_alive = True
+        #: False when the response must end the connection: the client asked
+        #: (``Connection: close``, HTTP/1.0), it is the connection's last
+        #: request, or the server is shutting down.
+        self.keep_alive = keep_alive
+        #: The client sent ``Expect: 100-continue`` and has not been answered.
+        self.expects_continue = expects_continue
+        #: The connection ends after this response (decided when it is sent).
+        self.close_after = False
         self.head_sent = False
         self.finished = False
         self.disconnected = False
         self.status = 0
         self.bytes_sent = 0
+        self._framing = writer.NO_BODY
+        self._remaining = -1
         self._received = 0
         self._body_started = False
         self._body_done = not self.has_body
@@ -297,41 +327,34 @@ class Exchange:
                     length,
                     self.max_body_size,
                 )
-            if conn.h11.they_are_waiting_for_100_continue:
-                await conn.send_bytes(
-                    conn.h11.send(
-                        h11.InformationalResponse(
-                            status_code=100, headers=[], reason=b"Continue"
-                        )
-                    ),
-                    self,
-                )
+            if self.expects_continue and not self.head_sent:
+                self.expects_continue = False
+                await conn.send_bytes(_CONTINUE, self)
         if self.disconnected:
             raise StreamClosedError()
         with trio.move_on_after(conn.config.body_timeout) as scope:
             try:
                 event = await conn.next_event()
-            except h11.RemoteProtocolError as exc:
+            except ProtocolError as exc:
                 conn.must_close = True
                 if conn.peer_closed:
                     self._mark_disconnected()
                     raise StreamClosedError("the peer closed mid-body") from exc
-                raise HTTPInputError(400, "bad request body: %s", str(exc)) from exc
+                raise HTTPInputError(400, "bad request body: %s", exc.detail) from exc
         if scope.cancelled_caught:
             conn.must_close = True
             raise HTTPInputError(
                 408, "no body bytes for %.1f s", conn.config.body_timeout
             )
-        if type(event) is h11.Data:
-            data = bytes(event.data)
-            self._received += len(data)
+        if type(event) is bytes:
+            self._received += len(event)
             if self._received > self.max_body_size:
                 conn.must_close = True
                 raise HTTPInputError(
                     413, "request body exceeds %d bytes", self.max_body_size
                 )
-            return data
-        # EndOfMessage (trailers are accepted and ignored).
+            return event
+        # END (trailers are accepted and ignored).
         self._body_done = True
         return b""
 
@@ -364,84 +387,81 @@ class Exchange:
         HTTP/1.0 response is delimited by closing the connection.
 
         The engine adds ``Date`` and, when the connection must end,
-        ``Connection: close``. For HEAD requests and 204/304 responses the
-        body is dropped (the headers are kept, so HEAD can announce the
-        length GET would send). Header values and the reason phrase must not
-        contain CR, LF or NUL: :exc:`ValueError` is raised before anything
-        is sent, so the caller can still answer 500.
+        ``Connection: close``. For HEAD requests and 1xx/204/304 responses
+        the body is dropped (the headers are kept, so HEAD can announce the
+        length GET would send). Header names must be tokens, and header
+        values and the reason phrase must not contain CR, LF, NUL or other
+        control characters: :exc:`ValueError` is raised before anything is
+        sent, so the caller can still answer 500.
         """
         if self.head_sent:
             raise RuntimeError("the response head was already sent")
         conn = self._conn
-        headers = list(headers)
-        headers.append((b"date", http_date()))
-        if status == 204:
-            headers = [
-                (n, v)
-                for n, v in headers
-                if n.lower() not in (b"content-length", b"transfer-encoding")
-            ]
-        if (
+        close = (
             not self.keep_alive
             or conn.must_close
             or conn.unread_body_forces_close(self)
-        ):
-            headers.append((b"connection", b"close"))
+        )
         if reason is None:
             reason = reason_phrase(status).encode()
-        elif _BAD_REASON.search(reason):
-            # h11 validates header names and values but writes the reason as
-            # given: a CR or LF there would split the response.
-            raise ValueError(f"invalid reason phrase {reason!r}")
-        try:
-            event = h11.Response(status_code=status, headers=headers, reason=reason)
-        except h11.LocalProtocolError as exc:
-            raise ValueError(f"invalid response head: {exc}") from exc
+        head, framing, length, close = writer.encode_head(
+            status,
+            reason,
+            [*headers, (b"date", http_date())],
+            head_request=self.method == "HEAD",
+            http11=self.http_version == "1.1",
+            close=close,
+        )
         if self.disconnected:
             raise StreamClosedError()
-        data = conn.h11.send(event)
-        assert data is not None
         self.head_sent = True
+        self.expects_continue = False
         self.status = status
-        if body and (self.method == "HEAD" or status in _NO_BODY_STATUSES):
-            body = b""
-        if body:
-            more = conn.h11.send(h11.Data(data=body))
-            assert more is not None
-            data += more
-            self.bytes_sent += len(body)
-        if end:
-            more = conn.h11.send(h11.EndOfMessage())
-            assert more is not None
-            data += more
-        await conn.send_bytes(data, self)
+        self.close_after = close
+        self._framing = framing
+        self._remaining = length
+        await conn.send_bytes(head + self._frame(body, end), self)
         # Set only once the bytes are handed over: a final write that failed
         # or timed out did not finish the response, so the access log says
         # 499 and the web layer sees a disconnect before the finish.
         self.finished = end
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
-        """Send more of the response body; ``end=True`` completes it."""
+        """Send more of the response body; ``end=True`` completes it.
+
+        Raises :exc:`~trioweb.writer.FramingError` if the body outgrows its
+        ``Content-Length`` (or, with ``end=True``, falls short of it).
+        """
         if not self.head_sent:
             raise RuntimeError("send_response() must be called first")
         if self.finished:
             raise RuntimeError("the response is already complete")
         if self.disconnected:
             raise StreamClosedError()
-        h = self._conn.h11
-        out = b""
-        if data and self.method != "HEAD" and self.status not in _NO_BODY_STATUSES:
-            more = h.send(h11.Data(data=data))
-            assert more is not None
-            out = more
-            self.bytes_sent += len(data)
-        if end:
-            more = h.send(h11.EndOfMessage())
-            assert more is not None
-            out += more
+        out = self._frame(data, end)
         if out:
             await self._conn.send_bytes(out, self)
         self.finished = end  # after the send, as in send_response
+
+    def _frame(self, data: bytes, end: bool) -> bytes:
+        framing = self._framing
+        if framing == writer.LENGTH:
+            remaining = self._remaining - len(data)
+            if remaining < 0 or (end and remaining):
+                raise writer.FramingError(
+                    f"response body of {self._remaining - remaining} more bytes, "
+                    f"Content-Length allows {self._remaining}"
+                    if remaining < 0
+                    else f"response ended {remaining} bytes short of its Content-Length"
+                )
+            self._remaining = remaining
+        elif framing == writer.NO_BODY:
+            return b""
+        self.bytes_sent += len(data)
+        if framing == writer.CHUNKED:
+            out = writer.chunk(data)
+            return out + writer.LAST_CHUNK if end else out
+        return data
 
 
 class HTTP1Connection:
@@ -472,15 +492,10 @@ class HTTP1Connection:
         self.client = client
         self.server = server
         self.scheme = scheme
-        self.h11 = h11.Connection(
-            h11.SERVER,
-            # The head meter applies the head limits, before h11 parses; this
-            # looser bound (the largest head the meter lets through: both
-            # limits, the line ends, a CR) is only a safety net behind it.
-            max_incomplete_event_size=config.max_request_line
-            + config.max_header_size
-            + 4,
-        )
+        # The head meter applies the head limits, before the parser sees the
+        # bytes; the parser's own bound (the largest head the meter lets
+        # through: both limits, the line ends, a CR) is only a safety net.
+        self.parser = H11Parser(config.max_request_line + config.max_header_size + 4)
         #: The response being written must be the last on this connection.
         self.must_close = False
         #: The peer sent EOF (or reset the connection).
@@ -492,7 +507,11 @@ class HTTP1Connection:
         self._data_lot = trio.lowlevel.ParkingLot()
         self._space_lot = trio.lowlevel.ParkingLot()
         self._active: Exchange | None = None
-        self._idle_scope: trio.CancelScope | None = None
+        # One long-lived cancel scope times the waits between requests: its
+        # deadline moves (keep-alive idle, then the header timeout) instead
+        # of a new scope per wait, and is infinite while the app runs.
+        self._timer = trio.CancelScope()
+        self._phase = _DONE
         self._requests = 0
 
     # -- public control -------------------------------------------------------
@@ -507,13 +526,13 @@ class HTTP1Connection:
         self._closing = True
         if self._active is not None:
             self._active.keep_alive = False
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
+        if self._phase is _IDLE:
+            self._timer.cancel()
 
     @property
     def idle(self) -> bool:
         """True while waiting, with nothing received, for the next request."""
-        return self._idle_scope is not None
+        return self._phase is _IDLE
 
     async def run(self) -> None:
         """Serve the connection; return when it is over (see the class doc)."""
@@ -551,44 +570,44 @@ class HTTP1Connection:
             rbuf += data
             self._data_lot.unpark_all()
 
-    async def _read_head(self, meter: _HeadMeter) -> Any:
+    async def _read_head(self, meter: _HeadMeter) -> Event:
         """:meth:`next_event` for a request head, raising :exc:`_Rejected`
         as soon as the head outgrows a limit, complete or not."""
-        h = self.h11
+        parser = self.parser
         while True:
-            event = h.next_event()
-            if event is not h11.NEED_DATA:
+            event = parser.next_event()
+            if event is not NEED_DATA:
                 return event
             if not self._rbuf and not self.peer_closed:
                 await self._data_lot.park()
-            # Measured after feeding, before h11 parses: a head over a limit
-            # is refused by our rule, whether it is complete or not.
+            # Measured after feeding, before the parser parses: a head over
+            # a limit is refused by our rule, whether it is complete or not.
             meter.feed(self._feed())
             meter.check(self.config)
 
-    async def next_event(self) -> Any:
-        """The next h11 event, waiting for bytes as needed (no deadline here:
-        the caller owns the deadline)."""
-        h = self.h11
+    async def next_event(self) -> Event:
+        """The next request event, waiting for bytes as needed (no deadline
+        here: the caller owns the deadline)."""
+        parser = self.parser
         while True:
-            event = h.next_event()
-            if event is not h11.NEED_DATA:
+            event = parser.next_event()
+            if event is not NEED_DATA:
                 return event
             if not self._rbuf and not self.peer_closed:
                 await self._data_lot.park()
             self._feed()
 
     def _feed(self) -> bytes:
-        """Give h11 what the reader buffered (or the EOF); return the bytes."""
+        """Give the parser what the reader buffered (or the EOF); return it."""
         if self._rbuf:
             data = bytes(self._rbuf)
             self._rbuf.clear()
             self._space_lot.unpark_all()
-            self.h11.receive_data(data)
+            self.parser.feed(data)
             return data
         if self.peer_closed and not self._eof_fed:
             self._eof_fed = True
-            self.h11.receive_data(b"")
+            self.parser.feed(b"")
         return b""
 
     # -- writing --------------------------------------------------------------
@@ -641,7 +660,7 @@ class HTTP1Connection:
         """
         if exchange._body_done:
             return False
-        if self.h11.they_are_waiting_for_100_continue:
+        if exchange.expects_continue:
             return True
         length = exchange.content_length
         return length is not None and length > exchange.max_body_size
@@ -649,78 +668,87 @@ class HTTP1Connection:
     # -- the request loop -----------------------------------------------------
 
     async def _serve(self) -> None:
-        config = self.config
-        h = self.h11
+        timer = self._timer
         # For the first request the header timeout runs from the accept: a
         # client that connects and says nothing is held no longer than one
         # that says something slowly.
-        deadline = trio.current_time() + config.header_timeout
+        timer.deadline = trio.current_time() + self.config.header_timeout
+        rejection: _Rejected | None = None
+        with timer:
+            rejection = await self._request_loop()
+        phase, self._phase = self._phase, _DONE
+        if (
+            timer.cancelled_caught
+            and phase is _HEAD
+            and self._received_partial_request()
+        ):
+            rejection = _Rejected(408, "request head timed out")
+        # Sent outside the timer scope, which may be cancelled by now.
+        if rejection is not None:
+            await self._reject(rejection.status, rejection.detail, head=rejection.head)
+
+    async def _request_loop(self) -> _Rejected | None:
+        """Serve requests until the connection should end.
+
+        Returns the rejection to send, if the last request is refused. The
+        timer ending a wait (idle or head) cancels this whole call; the
+        phase it was in then says what that means.
+        """
+        config = self.config
+        parser = self.parser
+        timer = self._timer
         first = True
         while True:
             meter = _HeadMeter()
             try:
                 if not first:
                     # Bytes after the previous request are this one's start.
-                    meter.feed(h.trailing_data[0])
+                    meter.feed(parser.next_request())
                     meter.check(config)
                 # Parse what is buffered already. Inside the ``try``: garbage
                 # pipelined after a good request is a 400, not an engine fault.
-                event = h.next_event()
-                if event is h11.NEED_DATA and not self._rbuf and not self.peer_closed:
-                    # Wait, idle, for the first byte of the next request.
-                    if not first:
-                        deadline = trio.current_time() + config.keep_alive_timeout
-                    with trio.CancelScope(deadline=deadline) as idle:
-                        self._idle_scope = idle
+                event = parser.next_event()
+                if event is NEED_DATA:
+                    if not self._rbuf and not self.peer_closed:
+                        # Wait, idle, for the first byte of the next request.
                         if self._closing:
-                            idle.cancel()
+                            return None
+                        self._phase = _IDLE
+                        if not first:
+                            timer.deadline = (
+                                trio.current_time() + config.keep_alive_timeout
+                            )
                         await self._data_lot.park()
-                    self._idle_scope = None
-                    if idle.cancelled_caught:
-                        return  # idle timeout or shutdown: close quietly
-                if not first:
-                    # A later request's timer starts at its first byte -- or
-                    # now, if that came while the previous request was being
-                    # served. Never the previous request's deadline: it may
-                    # have passed while its handler ran.
-                    deadline = trio.current_time() + config.header_timeout
-                # Read the request head.
-                with trio.CancelScope(deadline=deadline) as head_scope:
-                    if event is h11.NEED_DATA:
+                    self._phase = _HEAD
+                    # Most requests arrive whole: parse before arming the
+                    # header timer, which then costs nothing.
+                    meter.feed(self._feed())
+                    meter.check(config)
+                    event = parser.next_event()
+                    if event is NEED_DATA:
+                        if not first:
+                            # A later request's timer starts at its first
+                            # byte -- or now, if that came while the previous
+                            # request was served. Never an older deadline.
+                            timer.deadline = trio.current_time() + config.header_timeout
                         event = await self._read_head(meter)
-            except h11.RemoteProtocolError as exc:
-                await self._reject(exc.error_status_hint, str(exc))
-                return
+            except ProtocolError as exc:
+                return _Rejected(exc.status, exc.detail)
             except _Rejected as rejected:
-                await self._reject(rejected.status, rejected.detail)
-                return
-            if head_scope.cancelled_caught:
-                if self._received_partial_request():
-                    await self._reject(408, "request head timed out")
-                return
-            if type(event) is h11.ConnectionClosed:
-                return
-            assert type(event) is h11.Request
+                return rejected
+            if event is CLOSED:
+                return None
+            assert type(event) is RequestHead, event
             first = False
             try:
-                content_length, chunked = self._check_request(event)
+                exchange = self._new_exchange(event)
             except _Rejected as rejected:
-                await self._reject(
-                    rejected.status, rejected.detail, head=event.method == b"HEAD"
-                )
-                return
-            if not content_length and not chunked:
-                # No body: h11 yields EndOfMessage without needing bytes.
-                # Taking it now puts the client side in DONE, so the
-                # connection can be reused without a drain step.
-                end = h.next_event()
-                assert type(end) is h11.EndOfMessage, end
-            self._requests += 1
-            exchange = Exchange(
-                self, event, content_length=content_length, chunked=chunked
-            )
-            if self._closing or self._requests >= config.max_requests_per_connection:
-                exchange.keep_alive = False
+                rejected.head = event.method == b"HEAD"
+                return rejected
+            except ProtocolError as exc:
+                return _Rejected(exc.status, exc.detail)
+            self._phase = _APP
+            timer.deadline = math.inf
             self._active = exchange
             if self.peer_closed:
                 # The reader saw the EOF while no exchange was active (it
@@ -739,47 +767,69 @@ class HTTP1Connection:
                 self._broken
                 or exchange.disconnected
                 or not exchange.finished
-                or h.our_state is not h11.DONE
+                or exchange.close_after
             ):
-                return
-            if h.their_state is h11.SEND_BODY and not await self._drain(exchange):
-                return
-            if h.their_state is not h11.DONE or self._closing:
-                return
-            h.start_next_cycle()
+                return None
+            if not exchange._body_done and not await self._drain(exchange):
+                return None
+            if self._closing:
+                return None
 
-    def _check_request(self, request: h11.Request) -> tuple[int | None, bool]:
-        """Apply the limits and rules h11 leaves to us.
+    def _new_exchange(self, head: RequestHead) -> Exchange:
+        """Apply the rules the parser leaves to us; make the request's exchange.
 
-        Returns ``(content_length, chunked)`` for an acceptable request;
-        raises :exc:`_Rejected` for one to refuse.
+        Raises :exc:`_Rejected` for a request to refuse.
         """
         config = self.config
-        if request.http_version not in (b"1.1", b"1.0"):
+        version = head.http_version
+        if version != b"1.1" and version != b"1.0":
             raise _Rejected(505, "HTTP version not supported")
         # The request line and header block sizes are the head meter's job.
-        headers = request.headers
+        headers = head.headers
         if len(headers) > config.max_headers:
             raise _Rejected(431, "too many header fields")
         content_length: int | None = None
         chunked = False
+        keep_alive = version == b"1.1"
+        expects_continue = False
         for name, value in headers:
             if name == b"content-length":
                 content_length = int(value)
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"connection":
+                if b"close" in value.lower():
+                    keep_alive = False
+            elif name == b"expect":
+                expects_continue = value.lower() == b"100-continue"
         if chunked:
             if content_length is not None:
                 # RFC 9112 6.3: a request with both is a smuggling attempt
-                # more often than not; h11 would let Transfer-Encoding win.
+                # more often than not; parsers would let the chunking win.
                 raise _Rejected(400, "both Content-Length and Transfer-Encoding")
-            if request.http_version == b"1.0":
+            if version == b"1.0":
                 raise _Rejected(400, "Transfer-Encoding in an HTTP/1.0 request")
-        return content_length, chunked
+        has_body = chunked or bool(content_length)
+        if not has_body:
+            # No body: the parser yields END without needing bytes. Taking
+            # it now completes the request, so the connection can be reused
+            # without a drain step.
+            end = self.parser.next_event()
+            assert end is END, end
+        self._requests += 1
+        if self._closing or self._requests >= config.max_requests_per_connection:
+            keep_alive = False
+        return Exchange(
+            self,
+            head,
+            content_length=content_length,
+            chunked=chunked,
+            keep_alive=keep_alive,
+            expects_continue=expects_continue and version == b"1.1" and has_body,
+        )
 
     def _received_partial_request(self) -> bool:
-        data, _ = self.h11.trailing_data
-        return bool(data.strip() or self._rbuf.strip())
+        return bool(self.parser.buffered().strip() or self._rbuf.strip())
 
     async def _run_app(self, exchange: Exchange) -> None:
         try:
@@ -815,7 +865,7 @@ class HTTP1Connection:
         elif not exchange.finished:
             try:
                 await exchange.send_body(b"", end=True)
-            except h11.LocalProtocolError:
+            except writer.FramingError:
                 # Less body than its Content-Length promised: the only honest
                 # end is closing the connection.
                 self._broken = True
@@ -848,8 +898,7 @@ class HTTP1Connection:
     async def _reject(self, status: int, detail: str, *, head: bool = False) -> None:
         """Answer a request we refuse to parse further, then end the connection.
 
-        Written by hand rather than through h11: after a protocol error h11
-        may be in a state where it cannot frame a response, and this
+        Written by hand: the parser may be in no state to go on, and this
         response is always the same shape. ``head``: the request was a
         parsed HEAD, whose response must not carry the body (RFC 9110 9.3.2).
         """

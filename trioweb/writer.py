@@ -1,0 +1,147 @@
+"""Response serialization: status line, header block, body framing. Pure.
+
+The engine writes responses itself rather than through a parser library, so
+every parser backend shares one writer and one set of rules:
+
+* the framing is chosen from the response and the request: no body for HEAD,
+  1xx, 204 and 304 (RFC 9110 6.4.1); ``Content-Length`` when the application
+  gave one; otherwise chunked for HTTP/1.1 and close-delimited for HTTP/1.0;
+* the head is validated before a byte is written: the reason phrase and every
+  header value must hold no CR, LF, NUL or other control character, and
+  names must be tokens (RFC 9110 5.1, 5.5). A bad head is the application's
+  bug: :exc:`ValueError`, never bytes on the wire.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CHUNKED",
+    "CLOSE_DELIMITED",
+    "LENGTH",
+    "NO_BODY",
+    "FramingError",
+    "chunk",
+    "encode_head",
+]
+
+# Body framings (small ints: compared on every send).
+NO_BODY = 0
+LENGTH = 1
+CHUNKED = 2
+CLOSE_DELIMITED = 3
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+# A field value: visible characters, with spaces and tabs only inside.
+_VALUE = rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
+# The whole header block in one match. A CR or LF inside a value could make
+# a block that still looks like valid lines, so the number of line ends is
+# checked against the number of fields as well.
+_BLOCK = re.compile(rb"(?:" + _TOKEN + rb": " + _VALUE + rb"\r\n)*")
+_REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
+
+
+class FramingError(Exception):
+    """The application's body does not match the framing it declared (more or
+    less than its ``Content-Length``)."""
+
+
+def encode_head(
+    status: int,
+    reason: bytes,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    head_request: bool,
+    http11: bool,
+    close: bool,
+) -> tuple[bytes, int, int, bool]:
+    """Serialize a response head; return ``(head, framing, length, close)``.
+
+    ``headers`` are ``(name, value)`` byte pairs; names may be in any case.
+    Framing headers are fixed up to match the framing chosen: a chunked
+    response gets ``Transfer-Encoding: chunked`` (and loses any
+    ``Content-Length``); 204 responses lose both; ``close`` adds
+    ``Connection: close``. ``length`` is -1 unless the framing is
+    :data:`LENGTH`. ``close`` comes back true when the connection must end
+    after this response: asked for, said by the application's own
+    ``Connection: close``, or needed by a close-delimited body.
+
+    Raises :exc:`ValueError` for an invalid reason, name or value.
+    """
+    if _REASON.fullmatch(reason) is None:
+        raise ValueError(f"invalid reason phrase {reason!r}")
+    if not 100 <= status <= 999:
+        raise ValueError(f"invalid status code {status!r}")
+    length = -1
+    chunked_requested = False
+    fields = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _FRAMING_HEADERS:
+            if lower == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    raise ValueError(f"invalid Content-Length {value!r}") from None
+                if length < 0:
+                    raise ValueError(f"invalid Content-Length {value!r}")
+            elif value.strip().lower() == b"chunked":
+                chunked_requested = True
+                continue  # re-added below when the framing is chunked
+            else:
+                raise ValueError(
+                    f"unsupported Transfer-Encoding {value!r}: trioweb frames "
+                    "bodies itself (chunked, or Content-Length)"
+                )
+        elif lower == b"connection" and b"close" in value.lower():
+            if close:
+                continue  # added once below
+            close = True
+            continue
+        fields.append(name + b": " + value + b"\r\n")
+    if status < 200 or status in (204, 304):
+        framing = NO_BODY
+        if status == 204 or status < 200:
+            # RFC 9110 8.6: no Content-Length in a 1xx or 204 response.
+            fields = [f for f in fields if not f.lower().startswith(b"content-length:")]
+        length = -1
+    elif head_request:
+        # The headers are GET's (HEAD may announce the length), the body none.
+        framing = NO_BODY
+        if length < 0 and http11:
+            fields.append(b"transfer-encoding: chunked\r\n")
+        length = -1
+    elif length >= 0 and not chunked_requested:
+        framing = LENGTH
+    elif http11:
+        framing = CHUNKED
+        if length >= 0:
+            fields = [f for f in fields if not f.lower().startswith(b"content-length:")]
+            length = -1
+        fields.append(b"transfer-encoding: chunked\r\n")
+    else:
+        framing = CLOSE_DELIMITED
+        fields = [f for f in fields if not f.lower().startswith(b"content-length:")]
+        length = -1
+        close = True
+    if close:
+        fields.append(b"connection: close\r\n")
+    block = b"".join(fields)
+    if _BLOCK.fullmatch(block) is None or block.count(b"\n") != len(fields):
+        for name, value in headers:
+            if _BLOCK.fullmatch(name + b": " + value + b"\r\n") is None:
+                raise ValueError(f"invalid response header {name!r}: {value!r}")
+        raise ValueError("invalid response headers")  # pragma: no cover
+    status_line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+    return status_line + block + b"\r\n", framing, length, close
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body (empty data: nothing)."""
+    if not data:
+        return b""
+    return b"%x\r\n%s\r\n" % (len(data), data)

@@ -1,0 +1,105 @@
+"""The response writer: framing rules and head validation (pure, no I/O)."""
+
+import pytest
+
+from trioweb import writer
+from trioweb.writer import CHUNKED, CLOSE_DELIMITED, LENGTH, NO_BODY, encode_head
+
+
+def _head(
+    status: int = 200,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    reason: bytes = b"OK",
+    head_request: bool = False,
+    http11: bool = True,
+    close: bool = False,
+) -> tuple[bytes, int, int, bool]:
+    return encode_head(
+        status,
+        reason,
+        headers or [],
+        head_request=head_request,
+        http11=http11,
+        close=close,
+    )
+
+
+def test_content_length_frames_by_length() -> None:
+    head, framing, length, close = _head(headers=[(b"Content-Length", b"5")])
+    assert head == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    assert (framing, length, close) == (LENGTH, 5, False)
+
+
+def test_unknown_length_is_chunked_on_http11_and_close_delimited_on_http10() -> None:
+    head, framing, _, close = _head()
+    assert framing == CHUNKED and not close
+    assert b"transfer-encoding: chunked\r\n" in head
+    head, framing, _, close = _head(http11=False)
+    assert framing == CLOSE_DELIMITED and close
+    assert b"transfer-encoding" not in head.lower()
+    assert head.endswith(b"connection: close\r\n\r\n")
+
+
+def test_head_keeps_content_length_but_sends_no_body() -> None:
+    head, framing, length, _ = _head(
+        headers=[(b"content-length", b"12")], head_request=True
+    )
+    assert framing == NO_BODY and length == -1
+    assert b"content-length: 12\r\n" in head
+
+
+@pytest.mark.parametrize("status", [204, 304, 101])
+def test_bodyless_statuses(status: int) -> None:
+    head, framing, _, _ = _head(status, [(b"Content-Length", b"3")])
+    assert framing == NO_BODY
+    # 204 and 1xx must not carry Content-Length; 304 may describe the
+    # representation's length.
+    assert (b"Content-Length" in head) == (status == 304)
+
+
+def test_close_is_added_once_and_reported() -> None:
+    head, _, _, close = _head(headers=[(b"Connection", b"close")], close=True)
+    assert close and head.lower().count(b"connection: close") == 1
+    head, _, _, close = _head(headers=[(b"Connection", b"close")])
+    assert close, "the application's own Connection: close is honoured"
+
+
+def test_chunked_requested_with_length_drops_the_length() -> None:
+    head, framing, length, _ = _head(
+        headers=[(b"Content-Length", b"3"), (b"Transfer-Encoding", b"chunked")]
+    )
+    assert framing == CHUNKED and length == -1
+    assert b"Content-Length" not in head
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ([(b"X", b"a\r\nInjected: yes")], b"OK"),
+        ([(b"X", b"a\nb")], b"OK"),
+        ([(b"X", b"nul\x00")], b"OK"),
+        ([(b"Bad Name", b"v")], b"OK"),
+        ([(b"X", b" leading space")], b"OK"),
+        ([], b"OK\r\nInjected: yes"),
+        ([(b"Transfer-Encoding", b"gzip")], b"OK"),
+        ([(b"Content-Length", b"-1")], b"OK"),
+        ([(b"Content-Length", b"abc")], b"OK"),
+    ],
+)
+def test_invalid_heads_raise_before_anything_is_written(
+    headers: list[tuple[bytes, bytes]], reason: bytes
+) -> None:
+    with pytest.raises(ValueError):
+        _head(headers=headers, reason=reason)
+
+
+def test_invalid_status_raises() -> None:
+    with pytest.raises(ValueError):
+        _head(status=1000)
+
+
+def test_chunk_encoding() -> None:
+    assert writer.chunk(b"") == b""
+    assert writer.chunk(b"x" * 26) == b"1a\r\n" + b"x" * 26 + b"\r\n"
+    assert writer.LAST_CHUNK == b"0\r\n\r\n"

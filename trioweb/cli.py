@@ -7,7 +7,9 @@ and the signal handling.
 
 Every :class:`ServerConfig` field is a flag of the same name
 (``max_body_size`` is ``--max-body-size``), generated from the record itself,
-so the two cannot drift apart. Mistakes a user can make -- an app that cannot
+so the two cannot drift apart. ``--workers`` is not one of them: how many
+processes serve is the supervisor's business (:mod:`trioweb.workers`), not a
+limit every connection is held to. Mistakes a user can make -- an app that cannot
 be imported, a port in use, a bad flag value -- end in one line on stderr and
 a non-zero exit, not a traceback.
 """
@@ -27,6 +29,7 @@ import attrs
 from . import __version__
 from .config import ServerConfig
 from .server import ListenError, interrupt_on_sigterm, run
+from .workers import WorkerStartError
 
 __all__ = ["main"]
 
@@ -81,6 +84,13 @@ def _seconds(text: str) -> float:
     if math.isnan(value):
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
     return value
+
+
+def _workers(text: str) -> int:
+    count = _int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {count}")
+    return count
 
 
 def _app_spec(text: str) -> str:
@@ -168,6 +178,14 @@ def _parser() -> argparse.ArgumentParser:
         default="info",
         help="the error log's level (default: info); "
         "debug also prints tracebacks of import errors",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="serve from N worker processes sharing the address, restarted "
+        "if they die; 0 means one per CPU (default: 1, this process alone)",
     )
     _add_config_flags(serve)
     return parser
@@ -259,6 +277,8 @@ def _serve(args: argparse.Namespace) -> None:
         config = ServerConfig(**options)
     except (ValueError, TypeError) as exc:
         _fail(_as_flag_error(str(exc)), code=2)
+    if args.workers != 1 and not hasattr(os, "fork"):
+        _fail("--workers needs os.fork(), which this system does not have", code=2)
     try:
         app = load_app(args.app, args.app_dir)
     except AppLoadError as exc:
@@ -266,9 +286,11 @@ def _serve(args: argparse.Namespace) -> None:
             traceback.print_exception(exc.__cause__)
         _fail(str(exc))
     try:
-        run(app, config, log_level=args.log_level)
+        run(app, config, log_level=args.log_level, workers=args.workers)
     except ListenError as exc:
         _fail(exc.strerror or str(exc))
+    except WorkerStartError as exc:
+        _fail(str(exc))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,8 @@
 program: it returns when the server has stopped, and everything it started
 has ended by then. :func:`run` is the one-line version for scripts, with
 SIGINT/SIGTERM handling; ``trioweb serve`` (:mod:`trioweb.cli`) calls it.
+This module is about one process: several worker processes, each running
+:func:`serve`, are :mod:`trioweb.workers`' business.
 
 Shutdown (DESIGN.md, contract 6) goes in this order:
 
@@ -29,7 +31,7 @@ import socket
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -81,9 +83,15 @@ class Server:
     the graceful period early.
     """
 
-    def __init__(self, app: ExchangeApp, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        app: ExchangeApp,
+        config: ServerConfig,
+        sockets: Sequence[socket.socket] | None = None,
+    ) -> None:
         self.app = app
         self.config = config
+        self._sockets = sockets
         self.connections: set[HTTP1Connection] = set()
         #: True from the moment the listeners accept connections.
         self.listening = False
@@ -129,10 +137,18 @@ class Server:
 
     async def _serve(self, task_status: trio.TaskStatus[list[Any]]) -> None:
         config = self.config
-        listeners = await _open_listeners(config)
         uds_stat: os.stat_result | None = None
+        if self._sockets is not None:
+            # Sockets from the caller: the address and the socket file (if
+            # any) are theirs; the sockets themselves are ours to close.
+            listeners = [
+                trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                for sock in self._sockets
+            ]
+        else:
+            listeners = await _open_listeners(config)
         try:
-            if config.uds is not None:
+            if config.uds is not None and self._sockets is None:
                 uds_stat = os.stat(config.uds)
             # The connections get a nursery of their own, so that the end of
             # the graceful period can cancel them and nothing else.
@@ -170,7 +186,7 @@ class Server:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
             if config.uds is not None and uds_stat is not None:
-                _remove_own_socket(config.uds, uds_stat)
+                remove_own_socket(config.uds, uds_stat)
 
     async def _accept_loop(
         self, listener: trio.SocketListener, connections: trio.Nursery
@@ -232,35 +248,47 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
 
 
 async def _open_listeners(config: ServerConfig) -> list[trio.SocketListener]:
+    try:
+        if config.uds is None:
+            return await trio.open_tcp_listeners(
+                config.port, host=config.host, backlog=config.backlog
+            )
+        sock = bind_unix_socket(config.uds, config.backlog)
+        return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
+    except OSError as exc:
+        raise listen_error(config, exc) from exc
+
+
+def listen_error(config: ServerConfig, exc: OSError) -> ListenError:
+    """A :exc:`ListenError` naming ``config``'s address, for ``exc``."""
     if config.uds is not None:
         where = f"unix:{config.uds}"
     elif ":" in config.host:
         where = f"[{config.host}]:{config.port}"
     else:
         where = f"{config.host}:{config.port}"
-    try:
-        if config.uds is None:
-            return await trio.open_tcp_listeners(
-                config.port, host=config.host, backlog=config.backlog
-            )
-        return [await _open_unix_listener(config.uds, config.backlog)]
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EADDRINUSE:
-            reason += " (is another server running there?)"
-        raise ListenError(exc.errno, f"cannot listen on {where}: {reason}") from exc
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        reason += " (is another server running there?)"
+    return ListenError(exc.errno, f"cannot listen on {where}: {reason}")
 
 
-async def _open_unix_listener(path: str, backlog: int) -> trio.SocketListener:
+def bind_unix_socket(path: str, backlog: int) -> socket.socket:
+    """A listening Unix socket at ``path``, replacing a stale socket file.
+
+    Raises :exc:`OSError` if a live server is on ``path`` or it is not a
+    socket file. The caller removes the file when done (see
+    :func:`remove_own_socket`).
+    """
     _remove_stale_socket(path)
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        await sock.bind(path)
+        sock.bind(path)
         sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
-    return trio.SocketListener(sock)
+    return sock
 
 
 def _remove_stale_socket(path: str) -> None:
@@ -287,8 +315,10 @@ def _remove_stale_socket(path: str) -> None:
     raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
 
 
-def _remove_own_socket(path: str, ours: os.stat_result) -> None:
-    # Only the file this server created: another process may have replaced it.
+def remove_own_socket(path: str, ours: os.stat_result) -> None:
+    """Remove the socket file at ``path`` if it is still ``ours`` (the
+    ``os.stat()`` taken after binding): another process may have replaced
+    it since."""
     with contextlib.suppress(OSError):
         now = os.stat(path)
         if (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino):
@@ -320,6 +350,7 @@ async def serve(
     *,
     shutdown_trigger: trio.Event | None = None,
     handle_signals: bool = False,
+    sockets: Sequence[socket.socket] | None = None,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until shut down; return when everything has stopped.
@@ -336,6 +367,11 @@ async def serve(
     Cancelling the task that runs :func:`serve` stops everything at once,
     as cancellation does in trio.
 
+    ``sockets``, if given, are listening sockets (:mod:`socket` objects,
+    for example from systemd or a process supervisor) to accept from
+    instead of opening ``config``'s address; :func:`serve` takes them over
+    and closes them when it returns, and leaves a Unix socket's file alone.
+
     The application's lifespan (``app.running()``, if it has one) is entered
     before listening and left after the last connection is gone.
 
@@ -350,18 +386,45 @@ async def serve(
     Errors are raised as themselves, not wrapped in an exception group.
 
     """
+    await serve_until(
+        app,
+        config,
+        sockets=sockets,
+        stop=None if shutdown_trigger is None else shutdown_trigger.wait,
+        signals=(signal.SIGINT, signal.SIGTERM) if handle_signals else (),
+        task_status=task_status,
+    )
+
+
+async def serve_until(
+    app: ExchangeApp,
+    config: ServerConfig | None = None,
+    *,
+    sockets: Sequence[socket.socket] | None = None,
+    stop: Callable[[], Awaitable[object]] | None = None,
+    signals: Sequence[signal.Signals] = (),
+    unblock_signals: bool = False,
+    task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve`, with its triggers spelled out (for worker processes).
+
+    A graceful shutdown begins when ``stop()`` returns or on one of
+    ``signals``. With ``unblock_signals``, those signals are unblocked
+    (``pthread_sigmask``) once their handler is installed: a process that
+    blocked them at birth so that none is lost gets the pending one now.
+    """
     config = config or ServerConfig()
-    server = Server(app, config)
+    server = Server(app, config, sockets)
     sole: BaseException | None = None
     try:
         async with trio.open_nursery() as watchers:
             # Watch for signals before anything else starts (start(), not
             # start_soon(): the receiver is installed when it returns), so a
             # signal during the application's start-up is handled too.
-            if handle_signals:
-                await watchers.start(_watch_signals, server)
-            if shutdown_trigger is not None:
-                watchers.start_soon(_relay, shutdown_trigger, server)
+            if signals:
+                await watchers.start(_watch_signals, server, signals, unblock_signals)
+            if stop is not None:
+                watchers.start_soon(_relay, stop, server)
             try:
                 with trio.CancelScope() as startup:
                     server._startup_scope = startup
@@ -381,17 +444,23 @@ async def serve(
         raise KeyboardInterrupt
 
 
-async def _relay(trigger: trio.Event, server: Server) -> None:
-    await trigger.wait()
+async def _relay(stop: Callable[[], Awaitable[object]], server: Server) -> None:
+    await stop()
     server.shutdown()
 
 
 async def _watch_signals(
-    server: Server, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    server: Server,
+    signals: Sequence[signal.Signals],
+    unblock: bool,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*signals) as received:
+        if unblock:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         task_status.started()
-        async for signum in signals:
+        async for signum in received:
             name = signal.Signals(signum).name
             if not server.listening:
                 log.warning("%s during start-up: stopping", name)
@@ -423,6 +492,7 @@ def run(
     config: ServerConfig | None = None,
     *,
     log_level: str = "info",
+    workers: int = 1,
     **options: Any,
 ) -> None:
     """Serve ``app`` from a script until SIGINT or SIGTERM; then exit cleanly.
@@ -438,14 +508,29 @@ def run(
     Ctrl-C or SIGTERM starts a graceful shutdown (a second one skips the
     wait) and :func:`run` returns normally: no traceback, no exception
     group. Raises :exc:`ListenError` if the address cannot be listened on.
+
+    ``workers`` other than 1 serves from that many worker processes (0: one
+    per CPU) under a supervisor, this process: see :mod:`trioweb.workers`.
     """
     if config is None:
         config = ServerConfig(**options)
     elif options:
         config = attrs.evolve(config, **options)
+    from ._malloc import tune_allocator
     from .logs import configure_logging
 
     configure_logging(log_level, access_log=config.access_log)
+    # This process is a server from here on (see trioweb._malloc).
+    tune_allocator()
+    if workers != 1:
+        from .workers import run_workers
+
+        with interrupt_on_sigterm():
+            try:
+                run_workers(app, config, workers)
+            except KeyboardInterrupt:
+                pass  # a signal before the supervisor took over signals
+        return
     announcer = _Announcer(config)
     with interrupt_on_sigterm():
         try:

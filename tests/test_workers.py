@@ -1,0 +1,384 @@
+"""``trioweb serve --workers N``: worker processes under a supervisor.
+
+Each test starts ``python -m trioweb serve tests.apps.worker_apps:... --workers
+N`` as a subprocess, learns the address from its stderr, and talks to it
+over real sockets, one fresh connection per request. The app answers with
+the PID of the worker that served it. The workers share the supervisor's
+stderr, so reading it to its end waits for every one of them to exit. Every
+wait is under a hard deadline.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "fork"), reason="worker processes need os.fork()"
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "tests.apps.worker_apps"
+DEADLINE = 10
+
+STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Supervisor:
+    """A ``trioweb`` subprocess and everything written to its stderr."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.stderr = ""
+        self._seen = 0
+        self.port = 0
+
+    async def wait_for(self, text: str) -> str:
+        """Read stderr until a line containing ``text`` appears; return it."""
+        assert self.process.stderr is not None
+        while True:
+            found = self.stderr.find(text, self._seen)
+            end = self.stderr.find("\n", found)
+            if found != -1 and end != -1:
+                self._seen = end + 1
+                start = self.stderr.rfind("\n", 0, found) + 1
+                return self.stderr[start:end]
+            data = await self.process.stderr.receive_some(65536)
+            if not data:
+                raise AssertionError(f"exited before {text!r}:\n{self.stderr}")
+            self.stderr += data.decode()
+
+    async def finish(self) -> int:
+        """Read stderr to its end (every worker has exited then); wait for
+        the supervisor's exit status."""
+        assert self.process.stderr is not None
+        while data := await self.process.stderr.receive_some(65536):
+            self.stderr += data.decode()
+        return await self.process.wait()
+
+    def workers(self) -> dict[int, int]:
+        """Worker number -> PID of its latest start, from the INFO lines."""
+        return {int(n): int(pid) for n, pid in STARTED.findall(self.stderr)}
+
+    def assert_clean(self) -> None:
+        assert "Traceback" not in self.stderr, self.stderr
+        assert "ExceptionGroup" not in self.stderr, self.stderr
+
+
+@asynccontextmanager
+async def trioweb(
+    *args: str, python: tuple[str, ...] = ()
+) -> AsyncIterator[Supervisor]:
+    """Start ``python -m trioweb ARGS``; kill it if the test leaves it running."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, *(python or ("-m", "trioweb")), *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_sigint_default,
+    )
+    supervisor = Supervisor(process)
+    try:
+        with trio.fail_after(DEADLINE):
+            yield supervisor
+    finally:
+        if process.returncode is None:
+            # The workers notice their supervisor is gone and stop.
+            process.kill()
+        with trio.move_on_after(DEADLINE):
+            await supervisor.finish()
+        assert process.stderr is not None
+        await process.stderr.aclose()
+
+
+@asynccontextmanager
+async def serving(
+    *args: str, python: tuple[str, ...] = ()
+) -> AsyncIterator[Supervisor]:
+    """``trioweb serve ARGS --port 0``, once it announces its address."""
+    async with trioweb("serve", *args, "--port", "0", python=python) as server:
+        line = await server.wait_for("trioweb: serving on http://")
+        match = re.search(r"http://127\.0\.0\.1:(\d+)$", line)
+        assert match, line
+        server.port = int(match.group(1))
+        yield server
+
+
+Connect = Callable[[], Awaitable[trio.abc.Stream]]
+
+
+def tcp(port: int) -> Connect:
+    return functools.partial(trio.open_tcp_stream, "127.0.0.1", port)
+
+
+async def send(connect: Connect, target: str) -> trio.abc.Stream:
+    stream = await connect()
+    request = f"GET {target} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
+    await stream.send_all(request.encode())
+    return stream
+
+
+async def reply(stream: trio.abc.Stream) -> tuple[int, int]:
+    """Read a response to its end: (status, the PID in its body)."""
+    data = b""
+    async with stream:
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), int(body)
+
+
+async def pid_of(connect: Connect) -> int:
+    status, pid = await reply(await send(connect, "/pid"))
+    assert status == 200
+    return pid
+
+
+async def pids_until(connect: Connect, wanted: set[int], tries: int = 200) -> set[int]:
+    """Make requests on fresh connections until ``wanted`` have all
+    answered (or ``tries`` are used up); return every PID that answered."""
+    seen: set[int] = set()
+    for _ in range(tries):
+        seen.add(await pid_of(connect))
+        if wanted <= seen:
+            break
+    return seen
+
+
+async def stop(server: Supervisor, signum: int = signal.SIGTERM) -> None:
+    server.process.send_signal(signum)
+    assert await server.finish() == 0, server.stderr
+    server.assert_clean()
+
+
+def patched(statement: str) -> tuple[str, ...]:
+    """``python`` arguments for the command line with ``statement`` run
+    first (to change one of trioweb.workers' constants)."""
+    return (
+        "-c",
+        f"import trioweb.workers, trioweb.cli; {statement}; trioweb.cli.main()",
+    )
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+# -- serving -------------------------------------------------------------------------
+
+
+async def test_two_workers_share_one_port() -> None:
+    async with serving(f"{APP}:app", "--workers", "2") as server:
+        workers = server.workers()
+        assert sorted(workers) == [1, 2], server.stderr
+        pids = set(workers.values())
+        assert server.process.pid not in pids
+        # The kernel spreads connections over both (SO_REUSEPORT on Linux).
+        assert await pids_until(tcp(server.port), pids) == pids
+        await stop(server)
+    assert server.stderr.count("serving on") == 1
+    assert all(gone(pid) for pid in pids)
+
+
+async def test_a_killed_worker_is_restarted() -> None:
+    async with serving(f"{APP}:app", "--workers", "2", "--no-access-log") as server:
+        old = server.workers()
+        os.kill(old[1], signal.SIGKILL)
+        line = await server.wait_for(f"worker 1 (pid {old[1]}) was killed by SIGKILL")
+        assert "E trioweb.error" in line and "restarting it in 0.1 s" in line
+        await server.wait_for("worker 1 started (pid")
+        new = server.workers()
+        assert new[1] != old[1] and new[2] == old[2]
+        assert await pids_until(tcp(server.port), set(new.values())) == {new[1], new[2]}
+        # Dying again soon after its start: the back-off doubles.
+        os.kill(new[1], signal.SIGKILL)
+        line = await server.wait_for(f"worker 1 (pid {new[1]}) was killed by SIGKILL")
+        assert "restarting it in 0.2 s" in line
+        await server.wait_for("worker 1 started (pid")
+        await stop(server)
+
+
+async def test_sigterm_lets_the_request_in_flight_finish() -> None:
+    async with serving(f"{APP}:app", "--workers", "2") as server:
+        pids = set(server.workers().values())
+        slow = await send(tcp(server.port), "/slow")
+        await server.wait_for("app: started GET /slow")
+        server.process.send_signal(signal.SIGTERM)
+        await server.wait_for("SIGTERM: stopping 2 worker(s) gracefully (up to 10 s)")
+        status, pid = await reply(slow)
+        assert status == 200 and pid in pids
+        assert await server.finish() == 0
+    server.assert_clean()
+    assert f"app: finished GET /slow in {pid}" in server.stderr
+    assert all(gone(pid) for pid in pids)
+
+
+async def test_a_second_signal_skips_the_graceful_period() -> None:
+    async with serving(
+        f"{APP}:app", "--workers", "2", "--graceful-timeout", "30"
+    ) as server:
+        slow = await send(tcp(server.port), "/slow?60")
+        await server.wait_for("app: started GET /slow?60")
+        server.process.send_signal(signal.SIGINT)
+        await server.wait_for("SIGINT: stopping 2 worker(s) gracefully (up to 30 s)")
+        # Once both have it: trio reports a signal that comes again before
+        # it was read only once.
+        for _ in range(2):
+            await server.wait_for("SIGTERM: shutting down gracefully (up to 30 s)")
+        server.process.send_signal(signal.SIGINT)
+        await server.wait_for("second SIGINT: stopping the workers now")
+        with trio.fail_after(3):
+            assert await server.finish() == 0
+            assert await slow.receive_some(65536) == b""  # cancelled: closed
+        server.assert_clean()
+    assert "second SIGTERM: stopping now" in server.stderr  # the busy worker
+
+
+async def test_a_worker_that_does_not_stop_is_killed() -> None:
+    async with serving(
+        f"{APP}:app",
+        "--workers",
+        "2",
+        "--graceful-timeout",
+        "0.2",
+        python=patched("trioweb.workers.KILL_MARGIN = 0.3"),
+    ) as server:
+        stuck = server.workers()[1]
+        os.kill(stuck, signal.SIGSTOP)  # it cannot act on SIGTERM
+        start = trio.current_time()
+        await stop(server)
+        elapsed = trio.current_time() - start
+    assert 0.5 <= elapsed < 2.5, elapsed
+    assert "1 worker(s) still running 0.5 s after the signal: killing them" in (
+        server.stderr
+    )
+    assert f"W trioweb.error: worker 1 (pid {stuck}) was killed by SIGKILL" in (
+        server.stderr
+    )
+
+
+async def test_workers_0_is_one_per_cpu() -> None:
+    async with serving(f"{APP}:app", "--workers", "0") as server:
+        assert len(server.workers()) == os.cpu_count()
+        assert len(set(server.workers().values())) == os.cpu_count()
+        await stop(server)
+
+
+async def test_workers_1_serves_from_the_process_itself() -> None:
+    async with serving(f"{APP}:app", "--workers", "1") as server:
+        assert await pid_of(tcp(server.port)) == server.process.pid
+        await stop(server)
+    assert "worker" not in server.stderr
+
+
+async def test_workers_stop_when_the_supervisor_is_killed() -> None:
+    async with serving(f"{APP}:app", "--workers", "2") as server:
+        pids = set(server.workers().values())
+        server.process.send_signal(signal.SIGKILL)
+        assert await server.finish() == -signal.SIGKILL
+    assert server.stderr.count("the supervisor is gone: shutting down") == 2
+    server.assert_clean()
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream("127.0.0.1", server.port)
+    del pids
+
+
+async def test_uds_workers_inherit_the_socket(tmp_path: Path) -> None:
+    path = f"/tmp/trioweb-workers-{os.getpid()}.sock"
+    async with trioweb(
+        "serve", f"{APP}:app", "--workers", "2", "--uds", path
+    ) as server:
+        await server.wait_for(f"trioweb: serving on unix:{path}")
+        pids = set(server.workers().values())
+        assert await pid_of(functools.partial(trio.open_unix_socket, path)) in pids
+        await stop(server)
+    assert not await trio.Path(path).exists()
+
+
+async def test_without_reuseport_the_workers_inherit_the_socket() -> None:
+    # What macOS and the BSDs get: one listening socket, accepted from by all.
+    async with serving(
+        f"{APP}:app",
+        "--workers",
+        "2",
+        python=patched("trioweb.workers.REUSEPORT = False"),
+    ) as server:
+        pids = set(server.workers().values())
+        assert await pid_of(tcp(server.port)) in pids
+        await stop(server)
+
+
+# -- failures ------------------------------------------------------------------------
+
+
+def one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(("trioweb: error: ", "trioweb serve: error: "))
+    return lines[0]
+
+
+async def test_an_app_that_cannot_be_imported_starts_no_worker() -> None:
+    async with trioweb("serve", "tests.apps.broken_import:app", "--workers", "2") as p:
+        assert await p.finish() == 1
+    line = one_line_error(p.stderr)
+    assert "importing 'tests.apps.broken_import' raised RuntimeError" in line
+
+
+async def test_a_bad_worker_count_is_a_one_line_error() -> None:
+    async with trioweb("serve", f"{APP}:app", "--workers", "-1") as process:
+        assert await process.finish() == 2
+    assert "--workers: expected 0 or more, got -1" in one_line_error(process.stderr)
+
+
+async def test_port_in_use_is_found_by_the_supervisor() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        async with trioweb(
+            "serve", f"{APP}:app", "--workers", "2", "--port", str(port)
+        ) as process:
+            assert await process.finish() == 1
+    finally:
+        holder.close()
+    line = one_line_error(process.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
+
+
+async def test_a_worker_failing_to_start_stops_the_server() -> None:
+    async with trioweb(
+        "serve", f"{APP}:broken_start", "--workers", "2", "--port", "0"
+    ) as process:
+        assert await process.finish() == 1
+    last = process.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"trioweb: error: worker \d \(pid \d+\) exited with status 1 before it "
+        r"was ready; stopped the server",
+        last,
+    ), process.stderr
+    assert "RuntimeError: cannot reach the database" in process.stderr
+    assert "serving on" not in process.stderr
+    assert "restarting" not in process.stderr

@@ -293,13 +293,13 @@ async def test_method_outside_supported_methods_is_405() -> None:
             self.write("props")
 
     async with TestClient(Application([("/", H), ("/x", Extended)])) as client:
-        for method in ("POST", "HEAD", "PROPFIND", "BREW"):
+        for method in ("POST", "HEAD", "PROPFIND", "MKCOL"):
             r = await client.request(method, "/")
             assert r.status == 405, method
             assert r.headers["Allow"] == "GET"
         r = await client.request("PROPFIND", "/x")
         assert (r.status, r.text) == (200, "props")
-        r = await client.request("BREW", "/x")
+        r = await client.request("MKCOL", "/x")
         assert r.status == 405
         assert r.headers["Allow"] == "PROPFIND"
     assert called == []

@@ -1,7 +1,9 @@
-"""The h11 request parser backend, through its sans-I/O interface."""
+"""The request parser backends, through their sans-I/O interface."""
 
 import pytest
 
+import trioweb.parsers
+from trioweb.config import ServerConfig
 from trioweb.parsers import (
     CLOSED,
     END,
@@ -9,11 +11,12 @@ from trioweb.parsers import (
     H11Parser,
     ProtocolError,
     RequestHead,
+    make_parser,
 )
 
 
 def test_request_events_and_pipelined_bytes_wait_for_next_request() -> None:
-    parser = H11Parser(max_head=1024)
+    parser = H11Parser(max_request_line=1024, max_header_size=1024)
     assert parser.next_event() is NEED_DATA
     parser.feed(
         b"POST /a?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
@@ -32,7 +35,7 @@ def test_request_events_and_pipelined_bytes_wait_for_next_request() -> None:
 
 
 def test_idle_parser_holds_no_connection_state_until_bytes_arrive() -> None:
-    parser = H11Parser(max_head=1024)
+    parser = H11Parser(max_request_line=1024, max_header_size=1024)
     parser.feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert isinstance(parser.next_event(), RequestHead)
     assert parser.next_event() is END
@@ -42,19 +45,76 @@ def test_idle_parser_holds_no_connection_state_until_bytes_arrive() -> None:
 
 
 def test_eof_between_requests_is_closed() -> None:
-    parser = H11Parser(max_head=1024)
+    parser = H11Parser(max_request_line=1024, max_header_size=1024)
     parser.feed(b"")
     assert parser.next_event() is CLOSED
 
 
 def test_malformed_input_raises_protocol_error_with_status() -> None:
-    parser = H11Parser(max_head=1024)
+    parser = H11Parser(max_request_line=1024, max_header_size=1024)
     parser.feed(b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nHost: h\r\n\r\n")
     with pytest.raises(ProtocolError) as info:
         parser.next_event()
     assert info.value.status == 501
-    parser = H11Parser(max_head=1024)
-    parser.feed(b"NOT HTTP\r\n\r\n")
+    parser = H11Parser(max_request_line=1024, max_header_size=1024)
     with pytest.raises(ProtocolError) as info:
+        # The head meter refuses the malformed line as it arrives.
+        parser.feed(b"NOT HTTP\r\n\r\n")
         parser.next_event()
     assert info.value.status == 400
+
+
+def test_explicit_backends_and_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert type(make_parser(ServerConfig(http="h11"))) is H11Parser
+    monkeypatch.setattr(trioweb.parsers, "httptools_available", lambda: False)
+    assert type(make_parser(ServerConfig(http="auto"))) is H11Parser
+    with pytest.raises(RuntimeError, match=r"pip install 'trioweb\[fast\]'"):
+        make_parser(ServerConfig(http="httptools"))
+
+
+def test_an_unknown_backend_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="http"):
+        ServerConfig(http="llhttp")
+
+
+httptools = pytest.importorskip("httptools")
+
+
+def _events(parser: object) -> list[object]:
+    events = []
+    while (event := parser.next_event()) is not NEED_DATA:  # type: ignore[attr-defined]
+        events.append(event)
+        if event is END:
+            parser.next_request()  # type: ignore[attr-defined]
+    return events
+
+
+def test_httptools_serves_pipelined_requests_before_a_bad_one() -> None:
+    from trioweb.parsers import HttptoolsParser
+
+    parser = HttptoolsParser(max_request_line=1024, max_header_size=1024)
+    parser.feed(
+        b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+        b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"NOT A REQUEST\r\n\r\n"
+    )
+    heads = []
+    with pytest.raises(ProtocolError) as info:
+        while (event := parser.next_event()) is not NEED_DATA:
+            if isinstance(event, RequestHead):
+                heads.append(event.target)
+    assert heads == [b"/a", b"/b"]
+    assert info.value.status == 400
+
+
+def test_httptools_limits_the_head_whatever_the_split() -> None:
+    from trioweb.parsers import HttptoolsParser
+
+    head = b"GET /" + b"a" * 40 + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+    for cut in range(1, len(head)):
+        parser = HttptoolsParser(max_request_line=30, max_header_size=100)
+        with pytest.raises(ProtocolError) as info:
+            parser.feed(head[:cut])
+            parser.feed(head[cut:])
+            _events(parser)
+        assert info.value.status == 414, cut

@@ -53,9 +53,16 @@ _FIELD_HELP = {
     "max_requests_per_connection": "requests before a connection is closed",
     "graceful_timeout": "seconds in-flight requests get to finish on shutdown",
     "access_log": "log one line per request on stderr",
+    "http": "request parser: auto (httptools when installed), h11 or httptools",
 }
 
-_METAVARS = {"host": "HOST", "uds": "PATH", "int": "N", "float": "SECONDS"}
+_METAVARS = {
+    "host": "HOST",
+    "uds": "PATH",
+    "http": "{auto,h11,httptools}",
+    "int": "N",
+    "float": "SECONDS",
+}
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 

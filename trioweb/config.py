@@ -87,3 +87,8 @@ class ServerConfig:
 
     graceful_timeout: float = attrs.field(default=10.0, validator=_non_negative)
     access_log: bool = True
+    #: The request parser: ``"h11"``, ``"httptools"`` (``trioweb[fast]``),
+    #: or ``"auto"``: httptools when it is installed, else h11.
+    http: str = attrs.field(
+        default="auto", validator=attrs.validators.in_(("auto", "h11", "httptools"))
+    )

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable
 from typing import Protocol
 
@@ -47,9 +46,9 @@ from .parsers import (
     END,
     NEED_DATA,
     Event,
-    H11Parser,
     ProtocolError,
     RequestHead,
+    make_parser,
 )
 
 __all__ = ["Exchange", "ExchangeApp", "HTTP1Connection"]
@@ -82,69 +81,6 @@ _IDLE = "idle"  # waiting, with nothing received, for the next request
 _HEAD = "head"  # reading a request head
 _APP = "app"  # running the application (the timer is off)
 _DONE = "done"
-
-
-# h11's end-of-head pattern (a line feed, an optional CR, a line feed).
-_BLANK_LINE = re.compile(b"\n\r?\n")
-
-
-class _HeadMeter:
-    """Sizes a request head as its bytes arrive, before h11 can parse it.
-
-    h11 bounds only the head as a whole (``max_incomplete_event_size``), so
-    a request line or header block that passes its own limit without ever
-    ending would be held until that larger bound or the header timeout. The
-    meter finds the end of the request line and of the head incrementally
-    (no copy of the buffer, no rescans), so the engine refuses with 414 or
-    431 the moment a limit is passed, and measures a complete head by the
-    same rule, however the bytes were split.
-    """
-
-    __slots__ = ("_tail", "fields", "lf", "line", "size")
-
-    def __init__(self) -> None:
-        #: Bytes of the head seen so far.
-        self.size = 0
-        #: Offset of the LF that ends the request line; -1 until it arrives.
-        self.lf = -1
-        #: Length of the request line without its line end; -1 until known.
-        self.line = -1
-        #: Bytes of the header fields, each with its line end, without the
-        #: final blank line; -1 until the head is complete.
-        self.fields = -1
-        self._tail = b""
-
-    def feed(self, data: bytes) -> None:
-        if self.fields >= 0:
-            return  # the head is complete: what follows is not part of it
-        # Keep two bytes of the previous piece: an end of line or of the head
-        # can be split across pieces.
-        buf = self._tail + data
-        base = self.size - len(self._tail)  # offset of buf[0] in the head
-        if self.lf < 0 and (lf := buf.find(b"\n")) >= 0:
-            self.lf = base + lf
-            self.line = self.lf - (1 if lf > 0 and buf[lf - 1] == 0x0D else 0)
-        if self.lf >= 0:
-            match = _BLANK_LINE.search(buf, max(0, self.lf - base))
-            if match is not None:
-                self.fields = base + match.start() - self.lf
-        self.size += len(data)
-        self._tail = buf[-2:]
-
-    def check(self, config: ServerConfig) -> None:
-        """Raise :exc:`_Rejected` if the head, complete or not, is too big."""
-        if self.line > config.max_request_line or (
-            self.lf < 0 and self.size > config.max_request_line + 1  # + a CR
-        ):
-            raise _Rejected(414, "request line too long")
-        if self.lf >= 0:
-            fields = self.fields
-            if fields < 0:
-                # Incomplete: all after the request line, less one byte that
-                # may be the CR of the final blank line.
-                fields = self.size - self.lf - 2
-            if fields > config.max_header_size:
-                raise _Rejected(431, "header block too large")
 
 
 class ExchangeApp(Protocol):
@@ -492,10 +428,7 @@ class HTTP1Connection:
         self.client = client
         self.server = server
         self.scheme = scheme
-        # The head meter applies the head limits, before the parser sees the
-        # bytes; the parser's own bound (the largest head the meter lets
-        # through: both limits, the line ends, a CR) is only a safety net.
-        self.parser = H11Parser(config.max_request_line + config.max_header_size + 4)
+        self.parser = make_parser(config)
         #: The response being written must be the last on this connection.
         self.must_close = False
         #: The peer sent EOF (or reset the connection).
@@ -570,21 +503,6 @@ class HTTP1Connection:
             rbuf += data
             self._data_lot.unpark_all()
 
-    async def _read_head(self, meter: _HeadMeter) -> Event:
-        """:meth:`next_event` for a request head, raising :exc:`_Rejected`
-        as soon as the head outgrows a limit, complete or not."""
-        parser = self.parser
-        while True:
-            event = parser.next_event()
-            if event is not NEED_DATA:
-                return event
-            if not self._rbuf and not self.peer_closed:
-                await self._data_lot.park()
-            # Measured after feeding, before the parser parses: a head over
-            # a limit is refused by our rule, whether it is complete or not.
-            meter.feed(self._feed())
-            meter.check(self.config)
-
     async def next_event(self) -> Event:
         """The next request event, waiting for bytes as needed (no deadline
         here: the caller owns the deadline)."""
@@ -597,18 +515,20 @@ class HTTP1Connection:
                 await self._data_lot.park()
             self._feed()
 
-    def _feed(self) -> bytes:
-        """Give the parser what the reader buffered (or the EOF); return it."""
+    def _feed(self) -> None:
+        """Give the parser what the reader buffered (or the EOF).
+
+        Raises :exc:`ProtocolError` when the bytes break a limit or the
+        protocol (a head too large is refused before it is complete).
+        """
         if self._rbuf:
             data = bytes(self._rbuf)
             self._rbuf.clear()
             self._space_lot.unpark_all()
             self.parser.feed(data)
-            return data
-        if self.peer_closed and not self._eof_fed:
+        elif self.peer_closed and not self._eof_fed:
             self._eof_fed = True
             self.parser.feed(b"")
-        return b""
 
     # -- writing --------------------------------------------------------------
 
@@ -699,12 +619,11 @@ class HTTP1Connection:
         timer = self._timer
         first = True
         while True:
-            meter = _HeadMeter()
             try:
                 if not first:
-                    # Bytes after the previous request are this one's start.
-                    meter.feed(parser.next_request())
-                    meter.check(config)
+                    # Bytes after the previous request are this one's start
+                    # (the parser measures them against the head limits).
+                    parser.next_request()
                 # Parse what is buffered already. Inside the ``try``: garbage
                 # pipelined after a good request is a 400, not an engine fault.
                 event = parser.next_event()
@@ -722,8 +641,7 @@ class HTTP1Connection:
                     self._phase = _HEAD
                     # Most requests arrive whole: parse before arming the
                     # header timer, which then costs nothing.
-                    meter.feed(self._feed())
-                    meter.check(config)
+                    self._feed()
                     event = parser.next_event()
                     if event is NEED_DATA:
                         if not first:
@@ -731,7 +649,7 @@ class HTTP1Connection:
                             # byte -- or now, if that came while the previous
                             # request was served. Never an older deadline.
                             timer.deadline = trio.current_time() + config.header_timeout
-                        event = await self._read_head(meter)
+                        event = await self.next_event()
             except ProtocolError as exc:
                 return _Rejected(exc.status, exc.detail)
             except _Rejected as rejected:
@@ -784,7 +702,7 @@ class HTTP1Connection:
         version = head.http_version
         if version != b"1.1" and version != b"1.0":
             raise _Rejected(505, "HTTP version not supported")
-        # The request line and header block sizes are the head meter's job.
+        # The request line and header block sizes are the parser's job.
         headers = head.headers
         if len(headers) > config.max_headers:
             raise _Rejected(431, "too many header fields")
@@ -792,16 +710,26 @@ class HTTP1Connection:
         chunked = False
         keep_alive = version == b"1.1"
         expects_continue = False
+        has_host = False
         for name, value in headers:
             if name == b"content-length":
                 content_length = int(value)
+            elif name == b"host":
+                has_host = True
             elif name == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    # RFC 9112 6.1: a coding we do not understand is a 501.
+                    raise _Rejected(501, "only Transfer-Encoding: chunked is supported")
                 chunked = True
             elif name == b"connection":
                 if b"close" in value.lower():
                     keep_alive = False
             elif name == b"expect":
                 expects_continue = value.lower() == b"100-continue"
+        if not has_host and version == b"1.1":
+            # RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
+            # without Host (h11 checks this itself; other parsers do not).
+            raise _Rejected(400, "missing Host header")
         if chunked:
             if content_length is not None:
                 # RFC 9112 6.3: a request with both is a smuggling attempt

@@ -1,0 +1,34 @@
+"""The request parser backends: choosing one, and where they must differ."""
+
+from __future__ import annotations
+
+from trioweb.config import ServerConfig
+from trioweb.http1 import Exchange, HTTP1Connection
+from trioweb.parsers import H11Parser, HttptoolsParser
+from trioweb.testing import TestClient
+
+
+class Echo:
+    async def handle_exchange(self, exchange: Exchange) -> None:
+        body = exchange.method.encode()
+        await exchange.send_response(
+            200, [(b"content-length", str(len(body)).encode())], body
+        )
+
+
+async def test_the_backend_under_test_is_the_one_in_use(http_backend: str) -> None:
+    conn = HTTP1Connection(None, Echo(), ServerConfig())  # type: ignore[arg-type]
+    expected = {"h11": H11Parser, "httptools": HttptoolsParser}[http_backend]
+    assert type(conn.parser) is expected
+
+
+async def test_a_method_the_parser_does_not_know(http_backend: str) -> None:
+    async with TestClient(Echo()) as client:
+        r = await client.request("BREW", "/")
+    # h11 takes any token as a method and lets the application decide;
+    # llhttp knows a fixed list (the standard and WebDAV methods) and the
+    # engine answers RFC 9110's 501 for the others.
+    if http_backend == "h11":
+        assert (r.status, r.body) == (200, b"BREW")
+    else:
+        assert r.status == 501

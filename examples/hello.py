@@ -3,8 +3,10 @@
 Run it either way::
 
     trioweb serve examples.hello:app      # the command line, with every flag
-    python examples/hello.py              # trioweb.run() from a script
+    python examples/hello.py              # trioweb.run() from a script ($PORT or 8000)
 """
+
+import os
 
 import trioweb
 
@@ -27,4 +29,4 @@ app = trioweb.Application(
 )
 
 if __name__ == "__main__":
-    trioweb.run(app, port=8000)
+    trioweb.run(app, port=int(os.environ.get("PORT", "8000")))

@@ -1,6 +1,12 @@
 """The examples shipped with trioweb do what their docstrings say."""
 
 import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import trio
@@ -56,3 +62,57 @@ async def test_fanout_cancels_every_call_when_the_client_leaves(
         r.name == "trioweb.access" and '" 499 ' in r.getMessage()
         for r in caplog.records
     )
+
+
+# -- the example really serves, both ways the README says ----------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "trioweb", "serve", "examples.hello:app", "--port", "0"],
+        [sys.executable, "examples/hello.py"],
+    ],
+    ids=["trioweb-serve", "python-script"],
+)
+async def test_the_hello_example_serves(command: list[str]) -> None:
+    process = await trio.lowlevel.open_process(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PORT": "0"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        with trio.fail_after(15):
+            stderr = b""
+            while b"\n" not in stderr.partition(b"serving on http://")[2]:
+                data = await process.stderr.receive_some(4096)
+                assert data, stderr
+                stderr += data
+            port = int(re.findall(rb"serving on http://127\.0\.0\.1:(\d+)", stderr)[0])
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(
+                b"GET /hello/ann HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            response = b""
+            while data := await stream.receive_some(4096):
+                response += data
+            await stream.aclose()
+            assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert response.endswith(b'{"hello": "ann"}')
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
+            rest = b""
+            while data := await process.stderr.receive_some(4096):
+                rest += data
+            assert b"Traceback" not in stderr + rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await process.stderr.aclose()

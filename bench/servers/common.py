@@ -37,12 +37,20 @@ class Options:
     big_file: str | None
 
 
-def parse_args(description: str) -> Options:
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """The command line every server takes; a server may add its own options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(
         "--big-file", default=None, help="the file that GET /big streams"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> Options:
     return Options(host=args.host, port=args.port, big_file=args.big_file)
+
+
+def parse_args(description: str) -> Options:
+    return options_from(make_parser(description).parse_args())

@@ -1,4 +1,11 @@
-"""The benchmark routes on trioweb, through its public API only."""
+"""The benchmark routes on trioweb, through its public API only.
+
+``--http`` picks the request parser backend (``trioweb.run(..., http=...)``):
+the harness runs this script twice per round, as "trioweb" with
+``--http httptools`` and as "trioweb-h11" with ``--http h11``. An explicit
+backend that is not installed makes the server fail at start, rather than
+quietly measure the other one.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from common import (
     KEEP_ALIVE_TIMEOUT,
     MAX_BODY_SIZE,
     PAYLOAD_64K,
-    parse_args,
+    make_parser,
+    options_from,
 )
 
 import trioweb
@@ -52,7 +60,15 @@ class BigFileHandler(trioweb.RequestHandler):
 
 
 def main() -> None:
-    options = parse_args(__doc__ or "")
+    parser = make_parser(__doc__ or "")
+    parser.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="request parser backend (auto: httptools when installed)",
+    )
+    args = parser.parse_args()
+    options = options_from(args)
     app = trioweb.Application(
         [
             (r"/", HelloHandler),
@@ -69,6 +85,7 @@ def main() -> None:
         access_log=False,
         max_body_size=MAX_BODY_SIZE,
         keep_alive_timeout=KEEP_ALIVE_TIMEOUT,
+        http=args.http,
         # The idle scenario holds 1000 connections; the default limit is
         # exactly 1000, so leave room for the harness's own probes.
         max_connections=4096,

@@ -157,6 +157,8 @@ class HeadMeter:
             data = data.lstrip(b"\r\n")
             if not data:
                 return
+            if self._whole_head(data):
+                return
         # Keep two bytes of the previous piece: an end of line or of the head
         # can be split across pieces.
         tail = self._tail
@@ -201,6 +203,30 @@ class HeadMeter:
             self.error = "a bare LF ends a line of the head"
         self.size += len(data)
         self._tail = buf[-2:]
+
+    def _whole_head(self, data: bytes) -> bool:
+        # The usual case: the whole head in the first piece, with CRLFs.
+        # Measured with a few C-level searches instead of the general walk.
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        lf = data.find(b"\n")
+        head_end = end + 4
+        if (
+            data[lf - 1 : lf] != b"\r"
+            or data.count(b"\n", 0, head_end) != data.count(b"\r\n", 0, head_end)
+            # A blank line with a bare LF earlier than ours ends the head
+            # there: leave it to the general walk.
+            or data.find(b"\n\n", 0, head_end) >= 0
+        ):
+            return False
+        if _REQUEST_LINE.fullmatch(data, 0, lf - 1) is None:
+            self.error = "malformed request line"
+        self.lf = lf
+        self.line = lf - 1
+        self.fields = end + 1 - lf
+        self.size = len(data)
+        return True
 
     def check(self, max_request_line: int, max_header_size: int) -> None:
         """Raise :exc:`ProtocolError` if the head, complete or not, is too big

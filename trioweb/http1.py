@@ -412,6 +412,29 @@ class HTTP1Connection:
     connection reaches the listener or another connection (contract 5).
     """
 
+    # Slotted: a server holds one per open connection, mostly idle.
+    __slots__ = (
+        "_active",
+        "_broken",
+        "_closing",
+        "_data_lot",
+        "_eof_fed",
+        "_phase",
+        "_rbuf",
+        "_requests",
+        "_space",
+        "_timer",
+        "app",
+        "client",
+        "config",
+        "must_close",
+        "parser",
+        "peer_closed",
+        "scheme",
+        "server",
+        "stream",
+    )
+
     def __init__(
         self,
         stream: trio.abc.Stream,
@@ -438,7 +461,8 @@ class HTTP1Connection:
         self._rbuf = bytearray()
         self._eof_fed = False
         self._data_lot = trio.lowlevel.ParkingLot()
-        self._space_lot = trio.lowlevel.ParkingLot()
+        # Made only while the reader waits for the read-ahead to drain.
+        self._space: trio.Event | None = None
         self._active: Exchange | None = None
         # One long-lived cancel scope times the waits between requests: its
         # deadline moves (keep-alive idle, then the header timeout) instead
@@ -489,7 +513,8 @@ class HTTP1Connection:
         rbuf = self._rbuf
         while True:
             while len(rbuf) >= READ_AHEAD_LIMIT:
-                await self._space_lot.park()
+                self._space = trio.Event()
+                await self._space.wait()
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except _STREAM_ERRORS:
@@ -524,7 +549,9 @@ class HTTP1Connection:
         if self._rbuf:
             data = bytes(self._rbuf)
             self._rbuf.clear()
-            self._space_lot.unpark_all()
+            if self._space is not None:
+                self._space.set()
+                self._space = None
             self.parser.feed(data)
         elif self.peer_closed and not self._eof_fed:
             self._eof_fed = True

@@ -86,3 +86,58 @@ async def test_a_request_cancelled_by_the_server_is_logged_as_444(
     lines = [r.getMessage() for r in caplog.records if r.name == "trioweb.access"]
     assert len(lines) == 1
     assert '"GET /forever HTTP/1.1" 444 0 ' in lines[0]
+
+
+class GivesUpOnASlowClient(trioweb.RequestHandler):
+    """Bounds its own write with a deadline: the server's choice, not the
+    client leaving."""
+
+    log: list[str]
+
+    async def get(self) -> None:
+        self.write(b"x" * 100_000)
+        with trio.move_on_after(1):
+            await self.flush()
+        self.log.append("gave up")
+
+    def on_connection_close(self) -> None:
+        self.log.append("on_connection_close")
+
+
+async def test_a_write_the_handler_cancels_itself_is_not_a_disconnect(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trioweb.access")
+    log: list[str] = []
+    GivesUpOnASlowClient.log = log
+    app = trioweb.Application([(r"/", GivesUpOnASlowClient)])
+    async with TestClient(app, stream_pair=trio.testing.lockstep_stream_pair) as client:
+        raw = await client.raw()
+        await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Never read: the handler's own deadline cancels its flush.
+        with trio.fail_after(10):
+            await raw.server_done.wait()
+    assert log == ["gave up"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "trioweb.access"]
+    assert len(lines) == 1 and '" 444 0 ' in lines[0], lines
+
+
+async def test_a_partial_pipelined_request_gets_the_header_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    config = trioweb.ServerConfig(header_timeout=10, keep_alive_timeout=5)
+
+    class Quick(trioweb.RequestHandler):
+        def get(self) -> None:
+            self.write("ok")
+
+    app = trioweb.Application([(r"/.*", Quick)])
+    async with TestClient(app, config=config) as client:
+        raw = await client.raw()
+        await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HT")
+        assert (await raw.read_response()).status == 200
+        start = trio.current_time()
+        # Part of a request is here: not an idle connection (a quiet close
+        # at the keep-alive timeout), but a slow head (408).
+        assert (await raw.read_response()).status == 408
+        assert trio.current_time() - start == pytest.approx(10)

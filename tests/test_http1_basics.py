@@ -3,6 +3,7 @@ HTTP/1.0, ``Connection: close``, HEAD, framing of the response."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -338,3 +339,73 @@ async def test_a_pipelining_flood_is_not_buffered_without_bound() -> None:
             for _ in range(count):
                 assert (await raw.read_response()).status == 200
         assert app.calls == count
+
+
+# -- pipelining across framing boundaries (regressions: the httptools backend
+# once spun forever on these) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pieces", "targets"),
+    [
+        pytest.param(
+            [
+                b"POST /1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"0\r\n\r\nGET /2 HTTP/1.1\r\nHo",
+                b"st: x\r\n\r\n",
+            ],
+            ["/1", "/2"],
+            id="after-chunked",
+        ),
+        pytest.param(
+            [
+                b"POST /1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"0\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 10"
+                b"\r\n\r\n12345",
+                b"67890GET /3 HTTP/1.1\r\nHost: x\r\n\r\n",
+            ],
+            ["/1", "/2", "/3"],
+            id="chunked-then-length",
+        ),
+        pytest.param(
+            [
+                b"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n",
+                b"\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+            ],
+            ["/1", "/2"],
+            id="empty-line-split",
+        ),
+        pytest.param(
+            [
+                b"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r",
+                b"\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+            ],
+            ["/1", "/2"],
+            id="cr-lf-split",
+        ),
+        pytest.param(
+            [b"\r\n\r\nGET /1 HTTP/1.1\r\nHost: x\r\n\r\n"],
+            ["/1"],
+            id="leading-empty-lines",
+        ),
+    ],
+)
+async def test_pipelined_requests_across_framing_boundaries(
+    pieces: list[bytes], targets: list[str]
+) -> None:
+    seen: list[str] = []
+
+    class Targets:
+        async def handle_exchange(self, exchange: Exchange) -> None:
+            await exchange.read_body()
+            seen.append(exchange.target)
+            await exchange.send_response(200, [(b"content-length", b"0")])
+
+    async with TestClient(Targets()) as client:
+        raw = await client.raw()
+        for piece in pieces:
+            await raw.send(piece)
+            await trio.testing.wait_all_tasks_blocked()
+        for _ in targets:
+            assert (await raw.read_response()).status == 200
+    assert seen == targets

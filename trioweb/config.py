@@ -29,6 +29,19 @@ def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) 
         raise ValueError(f"{attribute.name} must be 0 or more, got {value!r}")
 
 
+def _http_backend(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in ("auto", "h11", "httptools"):
+        raise ValueError(f"http must be auto, h11 or httptools, got {value!r}")
+    if value == "httptools":
+        from .parsers import httptools_available
+
+        if not httptools_available():
+            raise ValueError(
+                "http=httptools needs httptools: pip install 'trioweb[fast]' "
+                "(or use http=h11)"
+            )
+
+
 def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {value!r}")
@@ -89,6 +102,4 @@ class ServerConfig:
     access_log: bool = True
     #: The request parser: ``"h11"``, ``"httptools"`` (``trioweb[fast]``),
     #: or ``"auto"``: httptools when it is installed, else h11.
-    http: str = attrs.field(
-        default="auto", validator=attrs.validators.in_(("auto", "h11", "httptools"))
-    )
+    http: str = attrs.field(default="auto", validator=_http_backend)

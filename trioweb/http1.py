@@ -357,6 +357,8 @@ class Exchange:
         self._framing = framing
         self._remaining = length
         await conn.send_bytes(head + self._frame(body, end), self)
+        if framing != writer.NO_BODY:
+            self.bytes_sent += len(body)
         # Set only once the bytes are handed over: a final write that failed
         # or timed out did not finish the response, so the access log says
         # 499 and the web layer sees a disconnect before the finish.
@@ -377,6 +379,8 @@ class Exchange:
         out = self._frame(data, end)
         if out:
             await self._conn.send_bytes(out, self)
+        if self._framing != writer.NO_BODY:
+            self.bytes_sent += len(data)
         self.finished = end  # after the send, as in send_response
 
     def _frame(self, data: bytes, end: bool) -> bytes:
@@ -393,7 +397,6 @@ class Exchange:
             self._remaining = remaining
         elif framing == writer.NO_BODY:
             return b""
-        self.bytes_sent += len(data)
         if framing == writer.CHUNKED:
             out = writer.chunk(data)
             return out + writer.LAST_CHUNK if end else out
@@ -579,8 +582,9 @@ class HTTP1Connection:
             # Cancelled from outside (the app's own deadline, a disconnect,
             # shutdown): some of ``data`` may have gone out, so the framing
             # on this stream is lost. Writing more would send the client
-            # garbage; the connection can only be aborted.
-            self._abort_writes(exchange)
+            # garbage; the connection can only be aborted. The client did
+            # not leave, though: no disconnect signal (the log says 444).
+            self._abort_writes(None)
             raise
         if failure is None and not scope.cancelled_caught:
             return
@@ -655,7 +659,11 @@ class HTTP1Connection:
                 # pipelined after a good request is a 400, not an engine fault.
                 event = parser.next_event()
                 if event is NEED_DATA:
-                    if not self._rbuf and not self.peer_closed:
+                    if (
+                        not self._rbuf
+                        and not self.peer_closed
+                        and not parser.buffered()
+                    ):
                         # Wait, idle, for the first byte of the next request.
                         if self._closing:
                             return None
@@ -679,8 +687,6 @@ class HTTP1Connection:
                         event = await self.next_event()
             except ProtocolError as exc:
                 return _Rejected(exc.status, exc.detail)
-            except _Rejected as rejected:
-                return rejected
             if event is CLOSED:
                 return None
             assert type(event) is RequestHead, event
@@ -692,6 +698,11 @@ class HTTP1Connection:
                 return rejected
             except ProtocolError as exc:
                 return _Rejected(exc.status, exc.detail)
+            if timer.cancel_called:
+                # Shutdown or the header deadline came in the same tick as
+                # the head's last bytes. The app must not run inside a
+                # cancelled scope: close quietly (the client may retry).
+                return None
             self._phase = _APP
             timer.deadline = math.inf
             self._active = exchange

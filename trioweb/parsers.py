@@ -21,6 +21,7 @@ parser's buffer meanwhile.
 from __future__ import annotations
 
 import collections
+import functools
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -290,6 +291,12 @@ class H11Parser:
         outgrows a limit, complete or not.
         """
         if data:
+            if self._meter.size == 0:
+                # Empty lines before a request line are skipped (RFC 9112
+                # 2.2); h11 would call them a malformed request.
+                data = data.lstrip(b"\r\n")
+                if not data:
+                    return
             self._meter.feed(data)
             self._meter.check(self._max_request_line, self._max_header_size)
         (self._conn or self._new_conn()).receive_data(data)
@@ -334,6 +341,7 @@ class H11Parser:
             return b""
         data, closed = self._conn.trailing_data
         self._conn = None
+        data = bytes(data).lstrip(b"\r\n")
         if data:
             self._meter.feed(data)
             self._meter.check(self._max_request_line, self._max_header_size)
@@ -389,6 +397,7 @@ class HttptoolsParser:
         self._headers: list[tuple[bytes, bytes]] = []
         self._field_bytes = 0
         self._in_message = False
+        self._paused = False
         self._closed = False
         self._failed = False
 
@@ -436,11 +445,17 @@ class HttptoolsParser:
         )
 
     def on_body(self, body: bytes) -> None:
+        if not self._chunked:
+            self._body_left -= len(body)
         self._events.append(bytes(body))
 
     def on_message_complete(self) -> None:
         self._in_message = False
         self._chunked = False
+        self._body_left = 0
+        # One request at a time: the bytes of pipelined ones wait, unparsed,
+        # in the buffer (bounded by the engine's read-ahead).
+        self._paused = True
         self._events.append(END)
 
     # -- the parser interface -------------------------------------------------
@@ -455,10 +470,7 @@ class HttptoolsParser:
         if self._failed:
             return
         if not data:
-            if self._in_message or self._buffer.strip(b"\r\n"):
-                self._fail(ProtocolError(400, "peer closed the connection mid-request"))
-            else:
-                self._closed = True
+            self._closed = True  # acted on once the buffer is parsed
             return
         self._buffer += data
         try:
@@ -467,37 +479,47 @@ class HttptoolsParser:
             self._fail(exc)
 
     def _pump(self) -> None:
-        """Feed llhttp from the buffer, one message part at a time."""
-        while self._buffer:
-            if self._chunked:
-                # Only llhttp knows where a chunked body ends.
+        """Feed llhttp from the buffer, one message part at a time, until a
+        message is complete (then wait for :meth:`next_request`)."""
+        while self._buffer and not self._paused:
+            if self._chunked or (
+                self._in_message and self._meter is None and not self._body_left
+            ):
+                # Only llhttp knows where a chunked body ends. (Nor, after
+                # one, where the messages it went on to parse stand: llhttp
+                # leads then, and the callbacks apply the limits.)
                 data, self._buffer = self._buffer, b""
             elif self._in_message and self._meter is None:
                 # A body framed by Content-Length (llhttp ends the message
-                # itself after its last byte).
+                # itself after its last byte; on_body counts it down).
                 size = self._body_left
                 data, self._buffer = self._buffer[:size], self._buffer[size:]
-                self._body_left -= len(data)
             else:
                 # A head: find its end before llhttp sees any of it.
                 meter = self._meter
-                if meter is None:
-                    meter = self._meter = HeadMeter()
-                    skipped = len(self._buffer) - len(self._buffer.lstrip(b"\r\n"))
-                    self._buffer = self._buffer[skipped:]
+                if meter is None or meter.size == 0:
+                    # Empty lines before a request line are skipped (RFC
+                    # 9112 2.2), here as in the meter, so offsets agree.
+                    self._buffer = self._buffer.lstrip(b"\r\n")
                     if not self._buffer:
                         return
+                    if meter is None:
+                        meter = self._meter = HeadMeter()
                 before = meter.size
                 meter.feed(self._buffer)
                 meter.check(self._max_request_line, self._max_header_size)
                 if meter.fields < 0:
                     data, self._buffer = self._buffer, b""  # all of it is head
                 else:
-                    # The head ends after its fields and the blank line.
-                    end = meter.lf + 1 + meter.fields + _blank_line_size(meter)
-                    data = self._buffer[: end - before]
-                    self._buffer = self._buffer[end - before :]
+                    # The head ends after its fields and the blank line
+                    # (a CRLF: the meter refuses bare LFs).
+                    end = meter.lf + 1 + meter.fields + 2 - before
+                    data, self._buffer = self._buffer[:end], self._buffer[end:]
                     self._meter = None
+            if not data:
+                # Cannot happen by the rules above; if it ever did, refusing
+                # the request beats spinning without a checkpoint.
+                raise ProtocolError(400, "request framing lost")
             self._execute(data)
 
     def _execute(self, data: bytes) -> None:
@@ -530,7 +552,11 @@ class HttptoolsParser:
             if isinstance(event, ProtocolError):
                 raise event
             return event
-        return CLOSED if self._closed else NEED_DATA
+        if not self._closed:
+            return NEED_DATA
+        if self._in_message or self._buffer.strip(b"\r\n"):
+            raise ProtocolError(400, "peer closed the connection mid-request")
+        return CLOSED
 
     def buffered(self) -> bytes:
         """Received bytes of a request not yet complete (or a marker)."""
@@ -539,14 +565,14 @@ class HttptoolsParser:
         return b"-" if self._meter is not None or self._events else b""
 
     def next_request(self) -> bytes:
-        """Nothing to do: llhttp carries on where the last request ended."""
+        """Go on to the next request: parse the bytes waiting for it."""
+        self._paused = False
+        if not self._failed:
+            try:
+                self._pump()
+            except ProtocolError as exc:
+                self._fail(exc)
         return b""
-
-
-def _blank_line_size(meter: HeadMeter) -> int:
-    # The meter's fields count ends before the final blank line, which is a
-    # CRLF (the meter refuses bare LFs).
-    return 2
 
 
 #: The parser backends by name, for ``ServerConfig.http`` (``--http``).
@@ -556,6 +582,7 @@ BACKENDS: dict[str, Callable[[int, int], H11Parser | HttptoolsParser]] = {
 }
 
 
+@functools.cache
 def httptools_available() -> bool:
     """Whether the httptools backend can be used (``trioweb[fast]``)."""
     try:

@@ -493,7 +493,10 @@ class HttptoolsParser:
                 # A body framed by Content-Length (llhttp ends the message
                 # itself after its last byte; on_body counts it down).
                 size = self._body_left
-                data, self._buffer = self._buffer[:size], self._buffer[size:]
+                if len(self._buffer) <= size:
+                    data, self._buffer = self._buffer, b""  # no copy
+                else:
+                    data, self._buffer = self._buffer[:size], self._buffer[size:]
             else:
                 # A head: find its end before llhttp sees any of it.
                 meter = self._meter

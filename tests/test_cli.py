@@ -14,88 +14,23 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import attrs
 import h11
 import pytest
 import trio
+from processes import ServerProcess, trioweb_process
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.apps.exchange_apps"
-DEADLINE = 10
-
-
-def _sigint_default() -> None:
-    # A background job of a shell script inherits SIGINT ignored; the server
-    # under test must see Ctrl-C as a terminal would deliver it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class ServerProcess:
-    """A ``trioweb`` subprocess and everything it has written to stderr."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.stderr = ""
-        self._seen = 0  # wait_for() looks past what it already matched
-        self.port = 0
-
-    async def wait_for(self, text: str) -> str:
-        """Read stderr until a line containing ``text`` appears; return it."""
-        assert self.process.stderr is not None
-        while True:
-            found = self.stderr.find(text, self._seen)
-            end = self.stderr.find("\n", found)
-            if found != -1 and end != -1:
-                self._seen = end + 1
-                start = self.stderr.rfind("\n", 0, found) + 1
-                return self.stderr[start:end]
-            data = await self.process.stderr.receive_some(65536)
-            if not data:
-                raise AssertionError(f"exited before {text!r}:\n{self.stderr}")
-            self.stderr += data.decode()
-
-    async def finish(self) -> int:
-        """Wait for the process to exit and read the rest of its stderr."""
-        assert self.process.stderr is not None
-        while data := await self.process.stderr.receive_some(65536):
-            self.stderr += data.decode()
-        return await self.process.wait()
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def assert_clean(self) -> None:
-        assert "Traceback" not in self.stderr, self.stderr
-        assert "ExceptionGroup" not in self.stderr, self.stderr
 
 
 @asynccontextmanager
 async def trioweb(*args: str) -> AsyncIterator[ServerProcess]:
     """Start ``python -m trioweb ARGS``; kill it if the test leaves it running."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "trioweb", *args],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=_sigint_default,
-    )
-    try:
-        with trio.fail_after(DEADLINE):
-            yield ServerProcess(process)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with trio.move_on_after(DEADLINE):
-            await process.wait()
-        assert process.stderr is not None
-        await process.stderr.aclose()
+    async with trioweb_process(*args) as server:
+        yield server
 
 
 @asynccontextmanager

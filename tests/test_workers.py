@@ -15,102 +15,35 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
+from processes import ServerProcess, trioweb_process
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "fork"), reason="worker processes need os.fork()"
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.apps.worker_apps"
-DEADLINE = 10
-
-STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
-
-
-def _sigint_default() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Supervisor:
-    """A ``trioweb`` subprocess and everything written to its stderr."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.stderr = ""
-        self._seen = 0
-        self.port = 0
-
-    async def wait_for(self, text: str) -> str:
-        """Read stderr until a line containing ``text`` appears; return it."""
-        assert self.process.stderr is not None
-        while True:
-            found = self.stderr.find(text, self._seen)
-            end = self.stderr.find("\n", found)
-            if found != -1 and end != -1:
-                self._seen = end + 1
-                start = self.stderr.rfind("\n", 0, found) + 1
-                return self.stderr[start:end]
-            data = await self.process.stderr.receive_some(65536)
-            if not data:
-                raise AssertionError(f"exited before {text!r}:\n{self.stderr}")
-            self.stderr += data.decode()
-
-    async def finish(self) -> int:
-        """Read stderr to its end (every worker has exited then); wait for
-        the supervisor's exit status."""
-        assert self.process.stderr is not None
-        while data := await self.process.stderr.receive_some(65536):
-            self.stderr += data.decode()
-        return await self.process.wait()
-
-    def workers(self) -> dict[int, int]:
-        """Worker number -> PID of its latest start, from the INFO lines."""
-        return {int(n): int(pid) for n, pid in STARTED.findall(self.stderr)}
-
-    def assert_clean(self) -> None:
-        assert "Traceback" not in self.stderr, self.stderr
-        assert "ExceptionGroup" not in self.stderr, self.stderr
 
 
 @asynccontextmanager
 async def trioweb(
     *args: str, python: tuple[str, ...] = ()
-) -> AsyncIterator[Supervisor]:
-    """Start ``python -m trioweb ARGS``; kill it if the test leaves it running."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, *(python or ("-m", "trioweb")), *args],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=_sigint_default,
-    )
-    supervisor = Supervisor(process)
-    try:
-        with trio.fail_after(DEADLINE):
-            yield supervisor
-    finally:
-        if process.returncode is None:
-            # The workers notice their supervisor is gone and stop.
-            process.kill()
-        with trio.move_on_after(DEADLINE):
-            await supervisor.finish()
-        assert process.stderr is not None
-        await process.stderr.aclose()
+) -> AsyncIterator[ServerProcess]:
+    """Start ``python -m trioweb ARGS``; kill it if the test leaves it running
+    (its workers notice their supervisor is gone and stop)."""
+    async with trioweb_process(*args, python=python) as supervisor:
+        yield supervisor
 
 
 @asynccontextmanager
 async def serving(
     *args: str, python: tuple[str, ...] = ()
-) -> AsyncIterator[Supervisor]:
+) -> AsyncIterator[ServerProcess]:
     """``trioweb serve ARGS --port 0``, once it announces its address."""
     async with trioweb("serve", *args, "--port", "0", python=python) as server:
         line = await server.wait_for("trioweb: serving on http://")
@@ -161,7 +94,7 @@ async def pids_until(connect: Connect, wanted: set[int], tries: int = 200) -> se
     return seen
 
 
-async def stop(server: Supervisor, signum: int = signal.SIGTERM) -> None:
+async def stop(server: ServerProcess, signum: int = signal.SIGTERM) -> None:
     server.process.send_signal(signum)
     assert await server.finish() == 0, server.stderr
     server.assert_clean()

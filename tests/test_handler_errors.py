@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from helpers import fetch
 
 from trioweb import (
     Application,
@@ -24,21 +25,6 @@ from trioweb.testing import Response, TestClient
 
 def page(code: int, reason: str) -> str:
     return f"<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>"
-
-
-async def fetch(
-    handler: type[RequestHandler],
-    method: str = "GET",
-    path: str = "/",
-    *,
-    settings: dict[str, Any] | None = None,
-    **kwargs: Any,
-) -> Response:
-    app = Application([(path, handler)], **(settings or {}))
-    async with TestClient(app) as client:
-        response = await client.request(method, path, **kwargs)
-        await trio.testing.wait_all_tasks_blocked()
-        return response
 
 
 def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -13,6 +13,7 @@ import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from helpers import fetch
 
 from trioweb import (
     Application,
@@ -22,19 +23,7 @@ from trioweb import (
     StreamClosedError,
     url,
 )
-from trioweb.testing import Response, TestClient
-
-
-async def fetch(
-    handler: type[RequestHandler],
-    method: str = "GET",
-    path: str = "/",
-    **kwargs: Any,
-) -> Response:
-    async with TestClient(Application([(path, handler)])) as client:
-        response = await client.request(method, path, **kwargs)
-        await trio.testing.wait_all_tasks_blocked()
-        return response
+from trioweb.testing import TestClient
 
 
 def records(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:

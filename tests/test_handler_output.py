@@ -16,23 +16,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import fetch
 
 from trioweb import Application, Finish, RequestHandler
-from trioweb.testing import Response, TestClient
-
-
-async def fetch(
-    handler: type[RequestHandler],
-    method: str = "GET",
-    path: str = "/",
-    **kwargs: Any,
-) -> Response:
-    """One request to an app whose only rule sends ``path`` to ``handler``."""
-    async with TestClient(Application([(path, handler)])) as client:
-        response = await client.request(method, path, **kwargs)
-        # Let whatever the handler does after finish() run to its end.
-        await trio.testing.wait_all_tasks_blocked()
-        return response
+from trioweb.testing import TestClient
 
 
 async def fetch_raw(handler: type[RequestHandler], path: str = "/") -> bytes:

@@ -6,13 +6,10 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from helpers import content_length
 
 from trioweb.http1 import Exchange
 from trioweb.testing import TestClient
-
-
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())
 
 
 class Echo:
@@ -25,7 +22,7 @@ class Echo:
         body = await exchange.read_body()
         self.seen.append(exchange.target)
         payload = f"{exchange.method} {exchange.target} ".encode() + body
-        await exchange.send_response(200, [_length(payload)], payload)
+        await exchange.send_response(200, [content_length(payload)], payload)
 
 
 class Streamer:
@@ -101,7 +98,7 @@ class OneAtATime:
             delay = {"/1": 3.0, "/2": 2.0, "/3": 1.0}[exchange.target]
             await trio.sleep(delay)
             body = exchange.target.encode()
-            await exchange.send_response(200, [_length(body)], body)
+            await exchange.send_response(200, [content_length(body)], body)
         finally:
             self.active -= 1
 
@@ -204,7 +201,7 @@ class FixedBody:
 
     async def handle_exchange(self, exchange: Exchange) -> None:
         body = b"hello"
-        await exchange.send_response(self.status, [_length(body)], body)
+        await exchange.send_response(self.status, [content_length(body)], body)
 
 
 async def test_head_response_keeps_content_length_and_sends_no_body() -> None:
@@ -231,7 +228,7 @@ async def test_head_of_a_streamed_response_sends_no_body() -> None:
         assert len(client.server_connections) == 1
 
 
-async def test_204_has_no_body_and_no_content_length() -> None:
+async def test_204_has_no_body_and_no_contentcontent_length() -> None:
     async with TestClient(FixedBody(204)) as client:
         raw = await client.raw()
         await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -317,7 +314,7 @@ async def test_a_pipelining_flood_is_not_buffered_without_bound() -> None:
         async def handle_exchange(self, exchange: Exchange) -> None:
             self.calls += 1
             await gate.wait()
-            await exchange.send_response(200, [_length(b"")])
+            await exchange.send_response(200, [content_length(b"")])
 
     request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 1000 + b"\r\n\r\n"
     count = 300  # about 300 KiB in all

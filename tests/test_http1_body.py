@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import trio
 import trio.testing
+from helpers import content_length
 
 from trioweb.config import ServerConfig
 from trioweb.errors import HTTPInputError
 from trioweb.http1 import Exchange
 from trioweb.testing import RawConnection, TestClient
-
-
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())
 
 
 class Reader:
@@ -29,7 +26,7 @@ class Reader:
         body = await exchange.read_body()
         self.bodies.append(body)
         answer = b"got %d" % len(body)
-        await exchange.send_response(200, [_length(answer)], answer)
+        await exchange.send_response(200, [content_length(answer)], answer)
 
 
 class Ignorer:
@@ -41,7 +38,7 @@ class Ignorer:
     async def handle_exchange(self, exchange: Exchange) -> None:
         self.targets.append(exchange.target)
         answer = b"ignored"
-        await exchange.send_response(200, [_length(answer)], answer)
+        await exchange.send_response(200, [content_length(answer)], answer)
 
 
 class ChunkReader:
@@ -53,7 +50,7 @@ class ChunkReader:
     async def handle_exchange(self, exchange: Exchange) -> None:
         while chunk := await exchange.receive_body():
             self.chunks.append((trio.current_time(), chunk))
-        await exchange.send_response(200, [_length(b"ok")], b"ok")
+        await exchange.send_response(200, [content_length(b"ok")], b"ok")
 
 
 async def _assert_closed(raw: RawConnection) -> None:
@@ -222,7 +219,9 @@ async def test_app_may_catch_the_413_and_answer_itself() -> None:
                 await exchange.read_body()
             except HTTPInputError as exc:
                 body = b"too big for me"
-                await exchange.send_response(exc.status_code, [_length(body)], body)
+                await exchange.send_response(
+                    exc.status_code, [content_length(body)], body
+                )
 
     async with TestClient(Lenient(), config=ServerConfig(max_body_size=3)) as client:
         raw = await client.raw()

@@ -8,6 +8,7 @@ import logging
 import pytest
 import trio
 import trio.testing
+from helpers import content_length
 
 from trioweb.config import ServerConfig
 from trioweb.errors import StreamClosedError
@@ -17,10 +18,6 @@ from trioweb.testing import RawConnection, TestClient
 REQUEST = b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")
-
-
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())
 
 
 class Hanger:
@@ -191,7 +188,7 @@ async def test_pipelined_bytes_during_a_handler_are_not_a_close() -> None:
                 await gate.wait()
             assert not exchange.disconnected
             body = exchange.target.encode()
-            await exchange.send_response(200, [_length(body)], body)
+            await exchange.send_response(200, [content_length(body)], body)
 
     async with TestClient(Gated()) as client:
         raw = await client.raw()
@@ -229,7 +226,7 @@ class SendsAfterLeaving:
             if self.head_first:
                 await exchange.send_body(b"more")
             else:
-                await exchange.send_response(200, [_length(b"late")], b"late")
+                await exchange.send_response(200, [content_length(b"late")], b"late")
         except StreamClosedError:
             self.errors.append("send")
             raise
@@ -257,7 +254,7 @@ async def test_send_to_a_broken_stream_raises_stream_closed() -> None:
         async def handle_exchange(self, exchange: Exchange) -> None:
             await client_side.aclose()  # the peer vanishes under us
             try:
-                await exchange.send_response(200, [_length(b"x")], b"x")
+                await exchange.send_response(200, [content_length(b"x")], b"x")
             except StreamClosedError as exc:
                 errors.append(exc)
 
@@ -310,7 +307,7 @@ async def test_access_log_says_200_for_a_normal_request(
 ) -> None:
     class Ok:
         async def handle_exchange(self, exchange: Exchange) -> None:
-            await exchange.send_response(200, [_length(b"ok")], b"ok")
+            await exchange.send_response(200, [content_length(b"ok")], b"ok")
 
     caplog.set_level(logging.INFO, logger="trioweb.access")
     async with TestClient(Ok()) as client:
@@ -331,7 +328,9 @@ async def test_write_timeout_aborts_for_a_client_that_does_not_read(
     class Big:
         async def handle_exchange(self, exchange: Exchange) -> None:
             try:
-                await exchange.send_response(200, [_length(b"x" * 100)], b"x" * 100)
+                await exchange.send_response(
+                    200, [content_length(b"x" * 100)], b"x" * 100
+                )
             except StreamClosedError:
                 outcome.append((trio.current_time(), "closed"))
                 raise
@@ -386,7 +385,7 @@ async def test_a_send_cancelled_by_the_app_breaks_the_connection(
         async def handle_exchange(self, exchange: Exchange) -> None:
             with trio.move_on_after(1):
                 await exchange.send_response(
-                    200, [_length(b"0123456789")], b"01234", end=False
+                    200, [content_length(b"0123456789")], b"01234", end=False
                 )
             try:
                 await exchange.send_body(b"56789", end=True)
@@ -415,7 +414,7 @@ async def test_shutdown_closes_an_idle_connection_at_once(
 ) -> None:
     class Ok:
         async def handle_exchange(self, exchange: Exchange) -> None:
-            await exchange.send_response(200, [_length(b"ok")], b"ok")
+            await exchange.send_response(200, [content_length(b"ok")], b"ok")
 
     async with TestClient(Ok()) as client:
         raw = await client.raw()
@@ -434,7 +433,7 @@ async def test_shutdown_lets_the_request_in_progress_finish_with_close(
     class Slow:
         async def handle_exchange(self, exchange: Exchange) -> None:
             await trio.sleep(3)
-            await exchange.send_response(200, [_length(b"done")], b"done")
+            await exchange.send_response(200, [content_length(b"done")], b"done")
 
     async with TestClient(Slow()) as client:
         raw = await client.raw()

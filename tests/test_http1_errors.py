@@ -9,16 +9,13 @@ import logging
 import pytest
 import trio
 import trio.testing
+from helpers import content_length
 
 from trioweb.errors import HTTPError
 from trioweb.http1 import Exchange
 from trioweb.testing import RawConnection, TestClient
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-
-
-def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())
 
 
 class Buggy:
@@ -29,7 +26,7 @@ class Buggy:
 
     async def handle_exchange(self, exchange: Exchange) -> None:
         if exchange.target != "/bug":
-            await exchange.send_response(200, [_length(b"ok")], b"ok")
+            await exchange.send_response(200, [content_length(b"ok")], b"ok")
             return
         if self.mode == "raise":
             raise ZeroDivisionError("boom")
@@ -43,7 +40,7 @@ class Buggy:
             return
         if self.mode == "short-body":
             await exchange.send_response(
-                200, [_length(b"0123456789")], b"01234", end=False
+                200, [content_length(b"0123456789")], b"01234", end=False
             )
             return
         if self.mode == "http-error":
@@ -167,7 +164,7 @@ class BadHead:
         try:
             await exchange.send_response(
                 200,
-                [(b"x-value", self.value), _length(b"body")],
+                [(b"x-value", self.value), content_length(b"body")],
                 b"body",
                 reason=self.reason,
             )
@@ -176,7 +173,7 @@ class BadHead:
             if self.escape:
                 raise
             assert not exchange.head_sent
-            await exchange.send_response(500, [_length(b"sorry")], b"sorry")
+            await exchange.send_response(500, [content_length(b"sorry")], b"sorry")
 
 
 @pytest.mark.parametrize("value", BAD_VALUES)

@@ -248,6 +248,16 @@ async def test_add_handlers_routes_by_host_with_or_without_port() -> None:
         assert r.json()["handler"] == "Other"
         r = await client.get("/", headers={"Host": "WWW.Example.COM"})
         assert r.json()["handler"] == "Other"
+
+
+async def test_add_handlers_routes_an_ipv6_host_with_a_port() -> None:
+    app = Application([(r"/", Echo)])
+    app.add_handlers(r"\[::1\]", [(r"/", Other)])
+    async with TestClient(app) as client:
+        r = await client.get("/", headers={"Host": "[::1]:8080"})
+        assert r.json()["handler"] == "Other"
+        r = await client.get("/", headers={"Host": "[::2]:8080"})
+        assert r.json()["handler"] != "Other"
         r = await client.get("/", headers={"Host": "other.example.com"})
         assert r.json()["handler"] == "Echo"
         r = await client.get("/")  # the client's default "testserver"

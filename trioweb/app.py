@@ -174,7 +174,7 @@ class Application:
     async def handle_exchange(self, exchange: Exchange) -> None:
         """Serve one request: route it, create the handler, run it."""
         request = HTTPServerRequest.from_exchange(exchange)
-        match = self.router.find(request.host, request.path)
+        match = self.router.find(request.host_name, request.path)
         handler_class: type[RequestHandler]
         if match is not None:
             handler_class = match.spec.handler_class

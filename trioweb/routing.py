@@ -378,15 +378,14 @@ class Router:
         """Find the rule for a request, or ``None`` if no rule matches (a 404).
 
         Args:
-          host_name: The ``Host`` header; a port (``example.com:8080``) is
-            ignored.
+          host_name: The request's host name, without the port
+            (``request.host_name``; matched case-insensitively).
           path: The raw request path: percent-encoded, without the query
             string.
         """
         if self._uses_host:
-            host = _host_without_port(host_name)
             for group in self._order:
-                if group.host_regex is None or group.host_regex.fullmatch(host):
+                if group.host_regex is None or group.host_regex.fullmatch(host_name):
                     found = group.table.find(path)
                     if found is not None:
                         return found
@@ -647,12 +646,3 @@ def _escape_arg(arg: Any) -> str:
 def _unquote_or_none(value: str | None) -> bytes | None:
     # unquote_to_bytes leaves '+' alone: in a path it is not a space.
     return None if value is None else unquote_to_bytes(value)
-
-
-def _host_without_port(host: str) -> str:
-    if host.endswith("]"):
-        return host  # a bracketed IPv6 address, no port
-    name, colon, port = host.rpartition(":")
-    if colon and (not port or (port.isascii() and port.isdigit())):
-        return name
-    return host

@@ -292,8 +292,9 @@ class TestClient:
         not read (a send then waits for the client to receive).
       lifespan: Whether to run the app's lifespan (``app.running()``).
 
-    One keep-alive connection is reused across requests while the server
-    keeps it open; a new one is opened when it does not.
+    Keep-alive connections are reused across requests while the server
+    keeps them open; a request sent while every open connection is busy
+    (from another task) gets a new one.
     """
 
     __test__ = False  # not a pytest test class, despite the name

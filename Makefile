@@ -27,6 +27,7 @@ serve: $(VENV)/.installed
 
 ## Install the test tools and run the whole suite, the type checker and the linter
 test: $(VENV)/.installed-test
+	bash tests/system/install.sh
 	$(BIN)/python -m pytest -q
 	$(BIN)/mypy
 	$(BIN)/ruff check .

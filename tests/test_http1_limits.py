@@ -319,7 +319,7 @@ async def test_max_requests_per_connection_closes_after_the_last(
             400,
             id="transfer-encoding-in-http10",
         ),
-        pytest.param(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505, id="http12"),
+        pytest.param(b"GET / HTTP/3.1\r\nHost: x\r\n\r\n", 505, id="http31"),
         pytest.param(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, id="http20"),
         pytest.param(b"GET / HTTP/0.9\r\n\r\n", 505, id="http09"),
         pytest.param(b"GET /\r\n\r\n", 400, id="no-version"),

@@ -40,6 +40,7 @@ import trio
 from . import writer
 from .config import ServerConfig
 from .errors import HTTPError, HTTPInputError, StreamClosedError
+from .headrules import check_head
 from .httputil import http_date, reason_phrase
 from .parsers import (
     CLOSED,
@@ -263,6 +264,7 @@ class Exchange:
                     length,
                     self.max_body_size,
                 )
+            conn.parser.limit_body(self.max_body_size)
             if self.expects_continue and not self.head_sent:
                 self.expects_continue = False
                 await conn.send_bytes(_CONTINUE, self)
@@ -276,7 +278,9 @@ class Exchange:
                 if conn.peer_closed:
                     self._mark_disconnected()
                     raise StreamClosedError("the peer closed mid-body") from exc
-                raise HTTPInputError(400, "bad request body: %s", exc.detail) from exc
+                raise HTTPInputError(
+                    exc.status, "bad request body: %s", exc.detail
+                ) from exc
         if scope.cancelled_caught:
             conn.must_close = True
             raise HTTPInputError(
@@ -539,8 +543,14 @@ class HTTP1Connection:
             event = parser.next_event()
             if event is not NEED_DATA:
                 return event
-            if not self._rbuf and not self.peer_closed:
-                await self._data_lot.park()
+            if not self._rbuf:
+                if not self.peer_closed:
+                    await self._data_lot.park()
+                elif self._eof_fed:
+                    # Nothing more will come, and the parser still wants
+                    # bytes: going round again would spin without a
+                    # checkpoint and hang every connection of the process.
+                    raise ProtocolError(400, "peer closed the connection mid-request")
             self._feed()
 
     def _feed(self) -> None:
@@ -686,7 +696,9 @@ class HTTP1Connection:
                             timer.deadline = trio.current_time() + config.header_timeout
                         event = await self.next_event()
             except ProtocolError as exc:
-                return _Rejected(exc.status, exc.detail)
+                refusal = _Rejected(exc.status, exc.detail)
+                refusal.head = exc.head
+                return refusal
             if event is CLOSED:
                 return None
             assert type(event) is RequestHead, event
@@ -697,7 +709,9 @@ class HTTP1Connection:
                 rejected.head = event.method == b"HEAD"
                 return rejected
             except ProtocolError as exc:
-                return _Rejected(exc.status, exc.detail)
+                refusal = _Rejected(exc.status, exc.detail)
+                refusal.head = event.method == b"HEAD"
+                return refusal
             if timer.cancel_called:
                 # Shutdown or the header deadline came in the same tick as
                 # the head's last bytes. The app must not run inside a
@@ -737,44 +751,12 @@ class HTTP1Connection:
         Raises :exc:`_Rejected` for a request to refuse.
         """
         config = self.config
-        version = head.http_version
-        if version != b"1.1" and version != b"1.0":
-            raise _Rejected(505, "HTTP version not supported")
+        rules = check_head(head)
         # The request line and header block sizes are the parser's job.
-        headers = head.headers
-        if len(headers) > config.max_headers:
+        if len(head.headers) > config.max_headers:
             raise _Rejected(431, "too many header fields")
-        content_length: int | None = None
-        chunked = False
-        keep_alive = version == b"1.1"
-        expects_continue = False
-        has_host = False
-        for name, value in headers:
-            if name == b"content-length":
-                content_length = int(value)
-            elif name == b"host":
-                has_host = True
-            elif name == b"transfer-encoding":
-                if value.strip().lower() != b"chunked":
-                    # RFC 9112 6.1: a coding we do not understand is a 501.
-                    raise _Rejected(501, "only Transfer-Encoding: chunked is supported")
-                chunked = True
-            elif name == b"connection":
-                if b"close" in value.lower():
-                    keep_alive = False
-            elif name == b"expect":
-                expects_continue = value.lower() == b"100-continue"
-        if not has_host and version == b"1.1":
-            # RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
-            # without Host (h11 checks this itself; other parsers do not).
-            raise _Rejected(400, "missing Host header")
-        if chunked:
-            if content_length is not None:
-                # RFC 9112 6.3: a request with both is a smuggling attempt
-                # more often than not; parsers would let the chunking win.
-                raise _Rejected(400, "both Content-Length and Transfer-Encoding")
-            if version == b"1.0":
-                raise _Rejected(400, "Transfer-Encoding in an HTTP/1.0 request")
+        content_length = rules.content_length
+        chunked = rules.chunked
         has_body = chunked or bool(content_length)
         if not has_body:
             # No body: the parser yields END without needing bytes. Taking
@@ -783,6 +765,7 @@ class HTTP1Connection:
             end = self.parser.next_event()
             assert end is END, end
         self._requests += 1
+        keep_alive = rules.keep_alive
         if self._closing or self._requests >= config.max_requests_per_connection:
             keep_alive = False
         return Exchange(
@@ -791,7 +774,7 @@ class HTTP1Connection:
             content_length=content_length,
             chunked=chunked,
             keep_alive=keep_alive,
-            expects_continue=expects_continue and version == b"1.1" and has_body,
+            expects_continue=rules.expects_continue and has_body,
         )
 
     def _received_partial_request(self) -> bool:

@@ -24,9 +24,11 @@ import collections
 import functools
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import h11
+
+from .chunked import ChunkedBodyError, ChunkedReader
 
 if TYPE_CHECKING:
     from .config import ServerConfig
@@ -99,14 +101,28 @@ Event = RequestHead | bytes | _Sentinel
 class ProtocolError(Exception):
     """The request is malformed; answer ``status`` and close."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, head: bool = False) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        #: The refused request is a HEAD: the answer must carry no body.
+        self.head = head
 
+
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
+
+#: Why CONNECT is refused (501), by either backend.
+CONNECT_REFUSED = "CONNECT is not supported: this server is not a proxy"
 
 # The end of the head: a line feed, an optional CR, a line feed.
 _BLANK_LINE = re.compile(b"\n\r?\n")
+# The header field lines (RFC 9112 5): a token, a colon, a value of HTAB,
+# SP, VCHAR and obs-text, CRLF. So no obs-fold, no whitespace before the
+# colon, no control characters, no CR but before LF.
+_FIELD_LINES = re.compile(
+    rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*"
+)
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _METHOD_PREFIX = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]*")
 # RFC 9112 3: method SP request-target SP HTTP-version (the CR stays out).
 _REQUEST_LINE = re.compile(
@@ -126,15 +142,36 @@ class HeadMeter:
     limit is passed, and measures a complete head by the same rule, however
     the bytes were split.
 
-    It also holds the head to RFC 9112's strict syntax where parsers differ:
-    the request line must be ``method SP target SP HTTP/x.y`` with single
-    spaces, and every line must end in CRLF. A bare LF, which RFC 9112 2.2
-    lets a recipient accept or refuse, is refused (400): parsers that
-    disagree about line ends are how requests get smuggled past proxies.
-    Empty lines before the request line are skipped (RFC 9112 2.2).
+    It also holds the head to RFC 9112's strict syntax where parsers differ,
+    refusing with 400:
+
+    * a request line other than ``method SP target SP HTTP/x.y`` with single
+      spaces;
+    * a line ending in a bare LF, or a CR not followed by LF (RFC 9112 2.2
+      lets a recipient accept or refuse them);
+    * obs-fold, a line starting with whitespace (RFC 9112 5.2 allows
+      unfolding it; a front end that does not unfold reads ``Foo: bar\\r\\n
+      Content-Length: 38`` as two fields where we would read one);
+    * control characters other than HTAB anywhere in the head (RFC 9110
+      5.5: BEL, DEL, NUL, ...).
+
+    Parsers that disagree about any of these are how requests get smuggled
+    past proxies. Empty lines before the request line are skipped (RFC 9112
+    2.2).
     """
 
-    __slots__ = ("_line", "_tail", "error", "fields", "lf", "line", "size")
+    __slots__ = (
+        "_head",
+        "_line",
+        "_tail",
+        "error",
+        "fields",
+        "lf",
+        "line",
+        "size",
+        "status",
+        "status_only",
+    )
 
     def __init__(self) -> None:
         #: Bytes of the head seen so far (after any leading empty lines).
@@ -148,8 +185,14 @@ class HeadMeter:
         self.fields = -1
         #: Why the head is malformed, once it is known to be.
         self.error: str | None = None
+        #: The status to refuse it with.
+        self.status = 400
+        #: The request is a HEAD: a refusal carries no body.
+        self.status_only = False
         self._tail = b""
         self._line = b""
+        # The head so far, when it comes in pieces.
+        self._head = b""
 
     def feed(self, data: bytes) -> None:
         if self.fields >= 0:
@@ -186,6 +229,8 @@ class HeadMeter:
                     self.error = "a bare LF ends the request line"
                 elif _REQUEST_LINE.fullmatch(line, 0, len(line) - 1) is None:
                     self.error = "malformed request line"
+                else:
+                    self._request_line(line[:-1])
                 self.line = self.lf - 1
                 self._line = b""
         end = len(buf)
@@ -203,6 +248,11 @@ class HeadMeter:
         if segment.count(b"\n") != crlfs and self.error is None:
             self.error = "a bare LF ends a line of the head"
         self.size += len(data)
+        self._head += data  # bounded: check() refuses a head past the limits
+        if self.fields >= 0 and self.error is None:
+            start = self.lf + 1
+            self._fields(self._head[start : start + self.fields])
+            self._head = b""
         self._tail = buf[-2:]
 
     def _whole_head(self, data: bytes) -> bool:
@@ -223,11 +273,54 @@ class HeadMeter:
             return False
         if _REQUEST_LINE.fullmatch(data, 0, lf - 1) is None:
             self.error = "malformed request line"
+        elif self._request_line(data[: lf - 1]):
+            pass
+        elif _FIELD_LINES.fullmatch(data, lf + 1, end + 2) is None:
+            self._fields(data[lf + 1 : end + 2])
         self.lf = lf
         self.line = lf - 1
         self.fields = end + 1 - lf
         self.size = len(data)
         return True
+
+    def _fields(self, block: bytes) -> None:
+        """Check the header field lines, ``block`` (each with its CRLF)."""
+        if _FIELD_LINES.fullmatch(block) is not None:
+            return
+        # Say what is wrong: the most dangerous finding first.
+        if block[:1] in (b" ", b"\t") or b"\n " in block or b"\n\t" in block:
+            self.error = "obs-fold (a line starting with whitespace)"
+        elif _CONTROL.search(block.replace(b"\r\n", b"")) is not None:
+            self.error = "a control character in a header field"
+        else:
+            self.error = "malformed header field line"
+
+    def _request_line(self, line: bytes) -> bool:
+        """Apply the request line's rules (the syntax is checked already);
+        return True if it is refused.
+
+        Checked here, before either parser sees the head, so that both
+        refuse alike whatever else is wrong with it.
+        """
+        method, target, version = line.split(b" ")
+        self.status_only = method == b"HEAD"
+        if method == b"CONNECT":
+            # llhttp would parse what follows the head as a tunnel, h11 as a
+            # body (RFC 9110 9.3.6: CONNECT has none).
+            self.error, self.status = CONNECT_REFUSED, 501
+        elif version[5:6] != b"1":
+            # RFC 9110 6.2: another major version. (A higher minor version is
+            # served as 1.1: see headrules.)
+            self.error, self.status = "HTTP version not supported", 505
+        elif target[:1] != b"/":
+            # RFC 9112 3.2: origin-form, absolute-form, or asterisk-form for
+            # OPTIONS (authority-form is CONNECT's).
+            if target == b"*":
+                if method != b"OPTIONS":
+                    self.error = "'*' is a request target for OPTIONS only"
+            elif _ABSOLUTE_FORM.match(target) is None:
+                self.error = "the request target must be a /path or an absolute URI"
+        return self.error is not None
 
     def check(self, max_request_line: int, max_header_size: int) -> None:
         """Raise :exc:`ProtocolError` if the head, complete or not, is too big
@@ -245,7 +338,7 @@ class HeadMeter:
             if fields > max_header_size:
                 raise ProtocolError(431, "header block too large")
         if self.error is not None:
-            raise ProtocolError(400, self.error)
+            raise ProtocolError(self.status, self.error, head=self.status_only)
 
 
 class H11Parser:
@@ -255,11 +348,16 @@ class H11Parser:
     writes responses itself (:mod:`trioweb.writer`), so it uses a fresh
     ``h11.Connection`` per request, only ever reading from it: that costs
     less than a third of driving h11's response side for every request, and
-    keeps the read side exactly h11's.
+    keeps the read side exactly h11's -- except for chunked bodies, which
+    :class:`~trioweb.chunked.ChunkedReader` decodes (h11 accepts chunk lines
+    RFC 9112 does not), and duplicate ``Content-Length`` fields, which h11
+    merges when they agree and trioweb refuses, as llhttp does.
     """
 
     __slots__ = (
+        "_chunks",
         "_conn",
+        "_head_parts",
         "_max_head",
         "_max_header_size",
         "_max_request_line",
@@ -277,6 +375,10 @@ class H11Parser:
         # Made when the first byte of a request arrives: an idle keep-alive
         # connection holds no h11 state (about 0.9 KiB each).
         self._conn: h11.Connection | None = None
+        # The chunked body being read, once h11 has parsed its head.
+        self._chunks: ChunkedReader | None = None
+        # The pieces that hold the head being parsed (for the raw checks).
+        self._head_parts: list[bytes] = []
 
     def _new_conn(self) -> h11.Connection:
         self._conn = h11.Connection(
@@ -290,19 +392,26 @@ class H11Parser:
         Raises :exc:`ProtocolError` (414, 431) as soon as the request head
         outgrows a limit, complete or not.
         """
-        if data:
-            if self._meter.size == 0:
+        if self._chunks is not None:
+            self._chunks.feed(data)
+            return
+        meter = self._meter
+        if data and meter.fields < 0:
+            if meter.size == 0:
                 # Empty lines before a request line are skipped (RFC 9112
                 # 2.2); h11 would call them a malformed request.
                 data = data.lstrip(b"\r\n")
                 if not data:
                     return
-            self._meter.feed(data)
-            self._meter.check(self._max_request_line, self._max_header_size)
+            self._head_parts.append(data)
+            meter.feed(data)
+            meter.check(self._max_request_line, self._max_header_size)
         (self._conn or self._new_conn()).receive_data(data)
 
     def next_event(self) -> Event:
         """The next event, or :data:`NEED_DATA` (see the module docs)."""
+        if self._chunks is not None:
+            return _chunk_event(self._chunks)
         if self._conn is None:
             return NEED_DATA
         try:
@@ -313,12 +422,7 @@ class H11Parser:
         if kind is h11.Data:
             return bytes(event.data)  # type: ignore[union-attr]
         if kind is h11.Request:
-            return RequestHead(
-                event.method,  # type: ignore[union-attr]
-                event.target,  # type: ignore[union-attr]
-                event.http_version,  # type: ignore[union-attr]
-                list(event.headers),  # type: ignore[union-attr]
-            )
+            return self._head(event)  # type: ignore[arg-type]
         if kind is h11.EndOfMessage:
             return END
         if event is h11.NEED_DATA:
@@ -327,9 +431,47 @@ class H11Parser:
             return PAUSED
         return CLOSED  # h11.ConnectionClosed
 
+    def _head(self, event: h11.Request) -> RequestHead:
+        headers = list(event.headers)
+        for name, _ in headers:
+            if name == b"content-length":
+                self._check_content_length()
+            elif name == b"transfer-encoding":
+                # h11 has refused every coding but chunked. The body is ours.
+                assert self._conn is not None
+                data, closed = self._conn.trailing_data
+                self._conn = None
+                chunks = self._chunks = ChunkedReader(
+                    bytes(data), max_trailer_size=self._max_header_size
+                )
+                if closed:
+                    chunks.feed(b"")
+        self._head_parts = []
+        return RequestHead(event.method, event.target, event.http_version, headers)
+
+    def _check_content_length(self) -> None:
+        # h11 merges Content-Length fields that agree ("5" twice, or "5, 5")
+        # into one; llhttp refuses them. Look at the raw head to refuse them
+        # here too: the backends must frame every request alike.
+        head = b"".join(self._head_parts).lower()
+        end = head.find(b"\r\n\r\n")
+        first = head.find(b"\ncontent-length:", 0, end)
+        if head.find(b"\ncontent-length:", first + 1, end) >= 0:
+            raise ProtocolError(400, "more than one Content-Length")
+        if head.find(b",", first, head.find(b"\r", first)) >= 0:
+            raise ProtocolError(400, "a list in Content-Length")
+
     def buffered(self) -> bytes:
         """The bytes received and not yet parsed (a copy)."""
+        if self._chunks is not None:
+            return self._chunks.leftover or b"-"
         return b"" if self._conn is None else self._conn.trailing_data[0]
+
+    def limit_body(self, limit: int) -> None:
+        """Refuse (413) a chunked body as soon as it declares more than
+        ``limit`` bytes (the exchange's body limit)."""
+        if self._chunks is not None:
+            self._chunks.limit = limit
 
     def next_request(self) -> bytes:
         """Get ready for the next request; return the bytes already buffered.
@@ -337,12 +479,20 @@ class H11Parser:
         Raises :exc:`ProtocolError` if those bytes already break a limit.
         """
         self._meter = HeadMeter()
-        if self._conn is None:
+        self._head_parts = []
+        chunks = self._chunks
+        if chunks is not None:
+            self._chunks = None
+            data, closed = chunks.leftover, chunks.closed
+        elif self._conn is not None:
+            view, closed = self._conn.trailing_data
+            data = bytes(view)
+        else:
             return b""
-        data, closed = self._conn.trailing_data
         self._conn = None
-        data = bytes(data).lstrip(b"\r\n")
+        data = data.lstrip(b"\r\n")
         if data:
+            self._head_parts.append(data)
             self._meter.feed(data)
             self._meter.check(self._max_request_line, self._max_header_size)
         if data or closed:
@@ -354,15 +504,41 @@ class H11Parser:
         return data
 
 
+def _chunk_event(chunks: ChunkedReader) -> Event:
+    if chunks.done:
+        return PAUSED
+    try:
+        piece = chunks.read()
+    except ChunkedBodyError as exc:
+        raise ProtocolError(exc.status, exc.detail) from None
+    if piece is None:
+        return END
+    return piece or NEED_DATA
+
+
 def _httptools_status(message: str) -> int:
     # llhttp refuses some requests that h11 parses and trioweb then refuses
     # itself; answer them with the status the h11 backend gives. (The head
     # meter has already refused malformed request lines.)
-    if "HTTP version" in message:
-        return 505  # a well-formed version that is not 1.0 or 1.1
-    if "invalid `Transfer-Encoding`" in message:
-        return 501
+    if "Transfer-Encoding" in message and "Content-Length" not in message:
+        return 501  # h11: "Only Transfer-Encoding: chunked is supported"
     return 400
+
+
+# Methods llhttp parses as trioweb means them. Any other token is handed to
+# llhttp as GET (which frames a request exactly as any method but CONNECT
+# does) and reported as sent: llhttp refuses methods it does not know (501),
+# and treats some it knows (PRI, SOURCE) as other protocols'.
+_LLHTTP_AS_IS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
+)
+# llhttp skips the body of a request with ``Upgrade`` and ``Connection:
+# upgrade`` and hands back the bytes after the head as another protocol's: a
+# body that then posed as the next request. trioweb answers an upgrade
+# request as HTTP/1.1 unless the app accepts it, so llhttp never sees the
+# field under its own name.
+_UPGRADE_NAME = re.compile(rb"\nupgrade:", re.IGNORECASE)
+_UPGRADE_ALIAS = b"x-trioweb-upgrade"
 
 
 class HttptoolsParser:
@@ -370,15 +546,16 @@ class HttptoolsParser:
 
     Install it with ``pip install trioweb[fast]``. It gives the same events,
     limits and statuses as :class:`H11Parser` -- the engine's protocol tests
-    run against both -- at a fraction of the cost per request.
+    run against both, and a differential test feeds both the same random
+    bytes -- at a fraction of the cost per request.
 
     llhttp parses everything it is fed, pipelined requests included, and
     reports no byte offsets. To apply the same rules as the h11 backend, it
-    is fed one message at a time: the :class:`HeadMeter` finds (and checks)
-    each head in the raw bytes before llhttp sees it, and a body framed by
-    Content-Length is fed exactly. Only after a chunked body, whose end only
-    llhttp knows, are the following bytes fed whole; the callbacks still
-    apply the size limits to what it parses there.
+    is fed one head at a time, whole: the :class:`HeadMeter` finds (and
+    checks) each head in the raw bytes before llhttp sees it. A body framed
+    by Content-Length is fed exactly; a chunked body is decoded by
+    :class:`~trioweb.chunked.ChunkedReader`, never by llhttp, so the engine
+    always knows where the next request starts.
     """
 
     def __init__(self, max_request_line: int, max_header_size: int) -> None:
@@ -387,19 +564,29 @@ class HttptoolsParser:
         self._max_request_line = max_request_line
         self._max_header_size = max_header_size
         self._httptools = httptools
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser = self._new_llhttp()
         self._events: collections.deque[Event | ProtocolError] = collections.deque()
         self._buffer = b""  # received, not yet fed to llhttp
-        self._meter: HeadMeter | None = None  # measuring the head being fed
+        self._head = b""  # the start of a head still incomplete
+        self._meter: HeadMeter | None = None  # measuring the head being read
         self._body_left = 0  # bytes of a Content-Length body still to feed
-        self._chunked = False  # the current body is chunked: feed it all
+        self._chunks: ChunkedReader | None = None  # the chunked body being read
+        self._method: bytes | None = None  # the method, if llhttp saw GET
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._field_bytes = 0
         self._in_message = False
         self._paused = False
+        self._renew = False  # the next request needs a new llhttp
         self._closed = False
-        self._failed = False
+        self._error: ProtocolError | None = None
+
+    def _new_llhttp(self) -> Any:
+        parser = self._httptools.HttpRequestParser(self)
+        # A version other than 1.0 and 1.1 is the engine's to judge: 1.x is
+        # served as 1.1 (RFC 9110 2.5), other majors get 505.
+        parser.set_dangerous_leniencies(lenient_version=True)
+        return parser
 
     # -- llhttp's callbacks ---------------------------------------------------
 
@@ -419,22 +606,36 @@ class HttptoolsParser:
         self._field_bytes += len(name) + len(value) + 4
         if self._field_bytes > self._max_header_size:
             raise ProtocolError(431, "header block too large")
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        if name == _UPGRADE_ALIAS:
+            name = b"upgrade"
+        # llhttp drops the whitespace before a value, not after (RFC 9112
+        # 5: neither is part of it).
+        self._headers.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        method = parser.get_method()
+        method = self._method or parser.get_method()
         if len(method) + len(self._url) + 10 > self._max_request_line:
             raise ProtocolError(414, "request line too long")
         length = 0
         chunked = False
         for name, value in self._headers:
-            if name == b"content-length" and value.isdigit():
+            if name == b"content-length":
+                # llhttp has checked the digits and refused duplicates; a
+                # long zero-padded value must not reach int()'s digit limit.
+                if len(value) > 19:
+                    raise ProtocolError(400, "bad Content-Length")
                 length = int(value)
             elif name == b"transfer-encoding":
-                chunked = True
-        self._chunked = chunked
-        self._body_left = 0 if chunked else length
+                chunked = True  # llhttp has refused codings without chunked
+        if chunked:
+            chunks = self._chunks = ChunkedReader(
+                max_trailer_size=self._max_header_size
+            )
+            if self._closed:
+                chunks.feed(b"")
+        self._body_left = length
         self._events.append(
             RequestHead(
                 method,
@@ -445,13 +646,17 @@ class HttptoolsParser:
         )
 
     def on_body(self, body: bytes) -> None:
-        if not self._chunked:
-            self._body_left -= len(body)
+        self._body_left -= len(body)
         self._events.append(bytes(body))
 
     def on_message_complete(self) -> None:
+        if not self._parser.should_keep_alive():
+            # llhttp refuses whatever follows a message that ends its
+            # connection (HTTP/1.0, Connection: close). Whether the
+            # connection goes on is the engine's to decide: a new llhttp
+            # parses what follows, as h11 would.
+            self._renew = True
         self._in_message = False
-        self._chunked = False
         self._body_left = 0
         # One request at a time: the bytes of pipelined ones wait, unparsed,
         # in the buffer (bounded by the engine's read-ahead).
@@ -467,10 +672,15 @@ class HttptoolsParser:
         requests before a malformed one are still served, in order, as with
         the h11 backend.
         """
-        if self._failed:
-            return
         if not data:
             self._closed = True  # acted on once the buffer is parsed
+            if self._chunks is not None:
+                self._chunks.feed(b"")
+            return
+        if self._error is not None:
+            return
+        if self._chunks is not None:
+            self._chunks.feed(data)
             return
         self._buffer += data
         try:
@@ -482,14 +692,11 @@ class HttptoolsParser:
         """Feed llhttp from the buffer, one message part at a time, until a
         message is complete (then wait for :meth:`next_request`)."""
         while self._buffer and not self._paused:
-            if self._chunked or (
-                self._in_message and self._meter is None and not self._body_left
-            ):
-                # Only llhttp knows where a chunked body ends. (Nor, after
-                # one, where the messages it went on to parse stand: llhttp
-                # leads then, and the callbacks apply the limits.)
-                data, self._buffer = self._buffer, b""
-            elif self._in_message and self._meter is None:
+            if self._chunks is not None:
+                self._chunks.feed(self._buffer)
+                self._buffer = b""
+                return
+            if self._in_message:
                 # A body framed by Content-Length (llhttp ends the message
                 # itself after its last byte; on_body counts it down).
                 size = self._body_left
@@ -497,33 +704,49 @@ class HttptoolsParser:
                     data, self._buffer = self._buffer, b""  # no copy
                 else:
                     data, self._buffer = self._buffer[:size], self._buffer[size:]
-            else:
-                # A head: find its end before llhttp sees any of it.
-                meter = self._meter
-                if meter is None or meter.size == 0:
-                    # Empty lines before a request line are skipped (RFC
-                    # 9112 2.2), here as in the meter, so offsets agree.
-                    self._buffer = self._buffer.lstrip(b"\r\n")
-                    if not self._buffer:
-                        return
-                    if meter is None:
-                        meter = self._meter = HeadMeter()
-                before = meter.size
-                meter.feed(self._buffer)
-                meter.check(self._max_request_line, self._max_header_size)
-                if meter.fields < 0:
-                    data, self._buffer = self._buffer, b""  # all of it is head
-                else:
-                    # The head ends after its fields and the blank line
-                    # (a CRLF: the meter refuses bare LFs).
-                    end = meter.lf + 1 + meter.fields + 2 - before
-                    data, self._buffer = self._buffer[:end], self._buffer[end:]
-                    self._meter = None
-            if not data:
-                # Cannot happen by the rules above; if it ever did, refusing
-                # the request beats spinning without a checkpoint.
-                raise ProtocolError(400, "request framing lost")
-            self._execute(data)
+                self._execute(data)
+                continue
+            # A head: find its end before llhttp sees any of it.
+            meter = self._meter
+            if meter is None or meter.size == 0:
+                # Empty lines before a request line are skipped (RFC 9112
+                # 2.2), here as in the meter, so offsets agree.
+                self._buffer = self._buffer.lstrip(b"\r\n")
+                if not self._buffer:
+                    return
+                if meter is None:
+                    meter = self._meter = HeadMeter()
+            before = meter.size
+            meter.feed(self._buffer)
+            meter.check(self._max_request_line, self._max_header_size)
+            if meter.fields < 0:
+                # Incomplete (and within the limits the meter checked): llhttp
+                # gets the head whole, as h11 does.
+                self._head += self._buffer
+                self._buffer = b""
+                return
+            # The head ends after its fields and the blank line (a CRLF:
+            # the meter refuses bare LFs).
+            end = meter.lf + 1 + meter.fields + 2 - before
+            head = self._head + self._buffer[:end] if self._head else self._buffer[:end]
+            self._buffer = self._buffer[end:]
+            self._head = b""
+            self._meter = None
+            self._execute(self._for_llhttp(head))
+
+    def _for_llhttp(self, head: bytes) -> bytes:
+        """The head as llhttp must see it (see ``_LLHTTP_AS_IS`` and
+        ``_UPGRADE_NAME``)."""
+        space = head.find(b" ")
+        method = head[:space]
+        if method in _LLHTTP_AS_IS:
+            self._method = None
+        else:
+            self._method = method  # (CONNECT never gets here: see HeadMeter)
+            head = b"GET" + head[space:]
+        if head.lower().find(b"\nupgrade:") >= 0:
+            head = _UPGRADE_NAME.sub(b"\n" + _UPGRADE_ALIAS + b":", head)
+        return head
 
     def _execute(self, data: bytes) -> None:
         httptools = self._httptools
@@ -534,18 +757,15 @@ class HttptoolsParser:
             if isinstance(cause, ProtocolError):
                 raise cause from None
             raise
-        except httptools.HttpParserInvalidMethodError as exc:
-            # A method llhttp does not know (it knows the standard and WebDAV
-            # ones): RFC 9110 9.1's answer to an unrecognized method.
-            raise ProtocolError(501, str(exc)) from None
-        except httptools.HttpParserUpgrade:
-            raise ProtocolError(400, "protocol upgrades are not supported") from None
         except httptools.HttpParserError as exc:
             raise ProtocolError(_httptools_status(str(exc)), str(exc)) from None
 
     def _fail(self, error: ProtocolError) -> None:
-        self._failed = True
+        # A failed parser keeps failing: the error is raised again on every
+        # later call, so no loop can mistake it for "waiting for data".
+        self._error = error
         self._buffer = b""
+        self._head = b""
         self._events.append(error)
 
     def next_event(self) -> Event:
@@ -555,22 +775,52 @@ class HttptoolsParser:
             if isinstance(event, ProtocolError):
                 raise event
             return event
+        if self._error is not None:
+            raise self._error
+        chunks = self._chunks
+        if chunks is not None:
+            try:
+                event = _chunk_event(chunks)
+            except ProtocolError as exc:
+                self._error = exc
+                raise
+            if event is END:
+                # The bytes after the body are the next request's, for a
+                # new llhttp (this one still expects chunks).
+                self._buffer = chunks.leftover
+                self._chunks = None
+                self._parser = self._new_llhttp()
+                self._in_message = False
+                self._paused = True
+            return event
         if not self._closed:
             return NEED_DATA
-        if self._in_message or self._buffer.strip(b"\r\n"):
-            raise ProtocolError(400, "peer closed the connection mid-request")
+        if self._in_message or self._head or self._buffer.strip(b"\r\n"):
+            self._error = ProtocolError(400, "peer closed the connection mid-request")
+            raise self._error
         return CLOSED
 
     def buffered(self) -> bytes:
         """Received bytes of a request not yet complete (or a marker)."""
-        if self._buffer:
-            return self._buffer
+        if self._chunks is not None:
+            return self._chunks.leftover or b"-"
+        if self._buffer or self._head:
+            return self._head + self._buffer
         return b"-" if self._meter is not None or self._events else b""
+
+    def limit_body(self, limit: int) -> None:
+        """Refuse (413) a chunked body as soon as it declares more than
+        ``limit`` bytes (the exchange's body limit)."""
+        if self._chunks is not None:
+            self._chunks.limit = limit
 
     def next_request(self) -> bytes:
         """Go on to the next request: parse the bytes waiting for it."""
         self._paused = False
-        if not self._failed:
+        if self._renew:
+            self._renew = False
+            self._parser = self._new_llhttp()
+        if self._error is None:
             try:
                 self._pump()
             except ProtocolError as exc:

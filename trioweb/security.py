@@ -34,6 +34,7 @@ import html
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -439,10 +440,12 @@ def origin_matches_host(origin: str, host: str) -> bool:
     in Tornado: behind a TLS-terminating proxy the server may not know it.
     An origin without a host (``null``) matches nothing.
     """
-    _, sep, rest = origin.partition("://")
-    if not sep:
+    try:
+        netloc = urllib.parse.urlsplit(origin).netloc.lower()
+    except ValueError:  # "http://[" and other unparsable authorities
         return False
-    netloc = rest.split("/", 1)[0].rpartition("@")[2].lower()
+    # Tornado compares even an empty netloc; a request without a Host
+    # header (HTTP/1.0) must not thereby match "Origin: null".
     return bool(netloc) and netloc == host.lower()
 
 

@@ -310,3 +310,10 @@ def test_bad_security_header_settings_say_what_to_give(
 ) -> None:
     with pytest.raises(error, match="security_headers"):
         security_headers_from_setting(setting)
+
+
+def test_a_bad_security_headers_setting_fails_when_the_app_is_built() -> None:
+    with pytest.raises(TypeError, match="security_headers"):
+        Application([("/", Page)], security_headers="yes")
+    with pytest.raises(ValueError, match="frame_options"):
+        Application([("/", Page)], security_headers={"frame_options": "ALLOW"})

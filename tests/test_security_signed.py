@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from trioweb.security import (
     create_signed_value,
     decode_signed_value,
+    decode_xsrf_token,
+    encode_xsrf_token,
     get_signature_key_version,
 )
 
@@ -283,3 +285,18 @@ def test_decode_never_raises_on_near_misses(prefix: str, rest: str) -> None:
     assert result is None or isinstance(result, bytes)
     key_version = get_signature_key_version(prefix + rest)
     assert key_version is None or isinstance(key_version, int)
+
+
+@given(text=st.one_of(st.text(), st.binary()))
+def test_decode_xsrf_token_never_raises(text: str | bytes) -> None:
+    token = decode_xsrf_token(text)
+    assert token is None or isinstance(token.token, bytes)
+
+
+@given(token=st.binary(min_size=1, max_size=32), mask=st.binary(min_size=4, max_size=4))
+def test_xsrf_tokens_round_trip_in_both_versions(token: bytes, mask: bytes) -> None:
+    v2 = decode_xsrf_token(encode_xsrf_token(token, NOW, version=2, mask=mask))
+    v1 = decode_xsrf_token(encode_xsrf_token(token, NOW, version=1))
+    assert v2 is not None and v1 is not None
+    assert (v2.version, v2.token, v2.timestamp) == (2, token, NOW)
+    assert (v1.version, v1.token) == (1, token)

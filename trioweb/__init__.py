@@ -5,6 +5,7 @@ re-exported.
 """
 
 from .app import Application
+from .auth import authenticated
 from .config import ServerConfig
 from .errors import (
     Finish,
@@ -18,6 +19,7 @@ from .http1 import Exchange, ExchangeApp
 from .httputil import HTTPHeaders
 from .request import HTTPServerRequest
 from .routing import URLSpec, url
+from .security import SecurityHeaders
 from .server import ListenError, run, serve
 
 __version__ = "0.1.0"
@@ -36,9 +38,11 @@ __all__ = [
     "MissingArgumentError",
     "RedirectHandler",
     "RequestHandler",
+    "SecurityHeaders",
     "ServerConfig",
     "StreamClosedError",
     "URLSpec",
+    "authenticated",
     "run",
     "serve",
     "url",

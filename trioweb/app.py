@@ -31,6 +31,7 @@ from ._concurrency import open_side_nursery
 from .handler import ErrorHandler, RequestHandler
 from .request import HTTPServerRequest
 from .routing import Router, Rule
+from .security import security_headers_from_setting
 
 if TYPE_CHECKING:
     from .http1 import Exchange
@@ -62,7 +63,9 @@ class Application:
         ``serve_traceback`` (tracebacks in 500 pages),
         ``default_handler_class`` and ``default_handler_args`` (what
         answers when no rule matches; 404 otherwise), ``shutdown_timeout``
-        (the deadline for the shutdown hooks, 10 s).
+        (the deadline for the shutdown hooks, 10 s). The security settings
+        (``cookie_secret``, ``xsrf_cookies``, ``cross_origin_protection``,
+        ``login_url``, ``security_headers``, ...) are in ``docs/security.md``.
     """
 
     def __init__(
@@ -76,6 +79,8 @@ class Application:
     ) -> None:
         if settings.get("debug"):
             settings.setdefault("serve_traceback", True)
+        # A bad security_headers setting fails here, not on every request.
+        security_headers_from_setting(settings.get("security_headers"))
         self.settings: dict[str, Any] = settings
         self.on_startup: list[Hook] = list(on_startup)
         self.on_shutdown: list[Hook] = list(on_shutdown)

@@ -38,17 +38,27 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
+from . import auth
 from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
 from .httputil import (
     HTTPHeaders,
     etag_matches,
     format_set_cookie,
     format_timestamp,
+    is_valid_header_name,
     is_valid_header_value,
     parse_body_arguments,
     qs_to_qsl,
     reason_phrase,
     url_concat,
+)
+from .security import (
+    SafeHTML,
+    create_signed_value,
+    decode_signed_value,
+    get_signature_key_version,
+    is_offsite_redirect,
+    xsrf_form_html,
 )
 
 if TYPE_CHECKING:
@@ -66,9 +76,13 @@ _ARG_DEFAULT: Any = object()
 # Tornado replaces these control characters in arguments with spaces: they
 # have no business in form values and confuse logs and terminals.
 _REMOVE_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
-# Control characters could split the status line, "<" would inject markup
-# into the error page, and the line is latin-1 on the wire.
-_BAD_REASON = re.compile(r"[\x00-\x1f\x7f<]|[^\x00-\xff]")
+# Control characters would split the status line, which is latin-1 on the
+# wire: a reason with them is a bug to report. "<" is merely suspicious (it
+# would be markup in the error page) and becomes "Unknown", as in Tornado.
+_UNSENDABLE_REASON = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+_ODD_REASON = re.compile(r"[<\t]")
+# current_user before get_current_user() was called.
+_UNKNOWN_USER: Any = object()
 _SERVER_HEADER = "trioweb/0.1"
 
 
@@ -79,6 +93,15 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 def _percent_encode(match: re.Match[str]) -> str:
     return urllib.parse.quote(match.group(), safe="")
+
+
+def _checked_header_name(name: str) -> str:
+    if not is_valid_header_name(name):
+        raise ValueError(
+            f"invalid header name {name!r}: a name is letters, digits and "
+            "!#$%&'*+-.^_`|~ only (no spaces, colons or control characters)"
+        )
+    return name
 
 
 def _unsupported(*args: Any, **kwargs: Any) -> NoReturn:
@@ -107,6 +130,9 @@ class RequestHandler:
     ``max_body_size`` (default None: the server's ``max_body_size``)
         The largest request body this handler accepts; larger ones get 413
         before the body is read.
+    ``security_headers`` (default None: the application's setting)
+        True, False, a dict or a :class:`~trioweb.SecurityHeaders`: the
+        security headers of this class's responses (``docs/security.md``).
     """
 
     SUPPORTED_METHODS: tuple[str, ...] = (
@@ -120,6 +146,7 @@ class RequestHandler:
     )
     cancel_on_disconnect: bool = True
     max_body_size: int | None = None
+    security_headers: Any = None
 
     # The defaults answer 405; a subclass defines the ones it serves. Typed
     # loosely because subclasses choose their own signatures.
@@ -148,6 +175,8 @@ class RequestHandler:
         self._finished = False
         self._prepared = False
         self._new_cookie: dict[str, str] = {}
+        self._current_user: Any = _UNKNOWN_USER
+        self._xsrf: auth.XSRF | None = None
         self.path_args = []
         self.path_kwargs = {}
         self.ui: dict[str, Any] = {}
@@ -210,6 +239,10 @@ class RequestHandler:
         self._headers = HTTPHeaders(
             {"Server": _SERVER_HEADER, "Content-Type": "text/html; charset=UTF-8"}
         )
+        for name, value in auth.security_header_fields(
+            self.security_headers, self.settings, self.request.protocol == "https"
+        ):
+            self._headers[name] = value
         self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._status_code = 200
@@ -218,14 +251,21 @@ class RequestHandler:
     def set_status(self, status_code: int, reason: str | None = None) -> None:
         """Set the response status.
 
-        ``reason`` replaces the standard phrase; one containing control
-        characters or ``<`` becomes ``"Unknown"`` (it would otherwise be a
-        way to inject into the status line or the error page).
+        ``reason`` replaces the standard phrase. One with CR, LF or another
+        control character (or beyond latin-1) raises :exc:`ValueError`: it
+        would split the status line, so it is a bug to fix, never bytes on
+        the wire. One with ``<`` or a tab becomes ``"Unknown"`` (markup has
+        no place in the error page that repeats it).
         """
+        if reason is not None and _UNSENDABLE_REASON.search(reason):
+            raise ValueError(
+                f"unsafe reason phrase {reason!r}: control characters (CR, LF, "
+                "NUL, ...) and text beyond latin-1 cannot be sent; pass plain text"
+            )
         self._status_code = status_code
         if reason is None:
             self._reason = reason_phrase(status_code)
-        elif _BAD_REASON.search(reason):
+        elif _ODD_REASON.search(reason):
             self._reason = "Unknown"
         else:
             self._reason = reason
@@ -241,15 +281,16 @@ class RequestHandler:
 
         Values may be str, bytes, int or datetime (sent as an HTTP date).
         A value with CR, LF or another control character raises
-        :exc:`ValueError`: it would split the header block.
+        :exc:`ValueError`: it would split the header block. So does a name
+        that is not an HTTP token (letters, digits, ``!#$%&'*+-.^_`|~``).
         """
-        self._headers[name] = self._convert_header_value(value)
+        self._headers[_checked_header_name(name)] = self._convert_header_value(value)
 
     def add_header(
         self, name: str, value: str | bytes | int | datetime.datetime
     ) -> None:
         """Add a header value; unlike :meth:`set_header`, earlier ones stay."""
-        self._headers.add(name, self._convert_header_value(value))
+        self._headers.add(_checked_header_name(name), self._convert_header_value(value))
 
     def clear_header(self, name: str) -> None:
         """Remove a header set earlier (a no-op if there is none)."""
@@ -400,16 +441,30 @@ class RequestHandler:
             self.clear_header(name)
 
     async def redirect(
-        self, url: str, permanent: bool = False, status: int | None = None
+        self,
+        url: str,
+        permanent: bool = False,
+        status: int | None = None,
+        *,
+        allow_offsite: bool = False,
     ) -> None:
         """Redirect to ``url`` (302, or 301 when ``permanent``) and finish.
 
         ``status`` picks another 3xx code. Non-ASCII characters in ``url``
         are sent percent-encoded as UTF-8 (what browsers do with them). A URL
-        containing CR or LF raises :exc:`ValueError`.
+        containing CR or LF raises :exc:`ValueError`. So does one starting
+        with ``//`` or ``/\\`` (a browser goes to another host with it: the
+        open redirect of a ``next=//evil.example`` parameter) unless
+        ``allow_offsite=True``; an absolute ``https://...`` URL is allowed.
         """
         if self._headers_written:
             raise RuntimeError("cannot redirect after the headers were sent")
+        if not allow_offsite and is_offsite_redirect(url):
+            raise ValueError(
+                f"refusing to redirect to {url!r}: a URL starting with // or /\\ "
+                "leaves the site (check user-supplied targets, or pass "
+                "allow_offsite=True when another host is intended)"
+            )
         if status is None:
             status = 301 if permanent else 302
         elif not 300 <= status <= 399:
@@ -460,13 +515,24 @@ class RequestHandler:
                     app_log.error("failed to flush partial response", exc_info=True)
             return
         self.clear()
+        if self._current_user is _UNKNOWN_USER and auth.loads_user_async(
+            self.get_current_user
+        ):
+            # The request failed before the user was loaded: the error page
+            # is rendered for nobody rather than failing in turn.
+            self._current_user = None
         reason = kwargs.get("reason")
         exc_info = kwargs.get("exc_info")
         if exc_info is not None:
             exception = exc_info[1]
             if isinstance(exception, HTTPError) and exception.reason:
                 reason = exception.reason
-        self.set_status(status_code, reason=reason)
+        try:
+            self.set_status(status_code, reason=reason)
+        except ValueError:
+            # Too late to fail differently: keep the status, drop the reason.
+            app_log.error("unsafe reason for error %d", status_code, exc_info=True)
+            self.set_status(status_code, reason="Unknown")
         if status_code == 405:
             # RFC 9110 15.5.6: a 405 must say which methods would work.
             self.set_header("Allow", ", ".join(self._allowed_methods()))
@@ -717,6 +783,163 @@ class RequestHandler:
             name, "", domain=domain, path=path, expires=expires, max_age=0, **kwargs
         )
 
+    # -- security: signed cookies, XSRF, logins (trioweb.auth, .security) ------
+
+    def create_signed_value(
+        self, name: str, value: str | bytes, version: int | None = None
+    ) -> bytes:
+        """Sign ``value`` with the ``cookie_secret`` setting (for ``name``).
+
+        What :meth:`set_signed_cookie` sends; use it to sign values that
+        travel another way. Without ``cookie_secret`` it raises
+        :exc:`RuntimeError` naming the setting to add.
+        """
+        secret, key_version = auth.signing_key(self.settings)
+        return create_signed_value(
+            secret, name, value, version=version or 2, key_version=key_version
+        )
+
+    def set_signed_cookie(
+        self,
+        name: str,
+        value: str | bytes,
+        expires_days: float | None = 30,
+        version: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Set a cookie the client can read but not forge (Tornado's format).
+
+        Signed with the ``cookie_secret`` setting (the ``key_version``
+        key of a dict); ``kwargs`` are :meth:`set_cookie`'s. Read it back
+        with :meth:`get_signed_cookie`. Signed is not encrypted: do not
+        store secrets in it.
+        """
+        self.set_cookie(
+            name,
+            self.create_signed_value(name, value, version),
+            expires_days=expires_days,
+            **kwargs,
+        )
+
+    def get_signed_cookie(
+        self,
+        name: str,
+        value: str | None = None,
+        max_age_days: float = 31,
+        min_version: int | None = None,
+    ) -> bytes | None:
+        """The value of signed cookie ``name`` as bytes, or None.
+
+        None when the cookie is missing, forged, signed for another name, or
+        older than ``max_age_days``; ``min_version=2`` refuses version 1
+        cookies. ``value`` checks that text instead of the request's cookie.
+        """
+        secret, _ = auth.signing_key(self.settings)
+        if value is None:
+            value = self.get_cookie(name)
+        return decode_signed_value(secret, name, value, max_age_days, min_version)
+
+    def get_signed_cookie_key_version(
+        self, name: str, value: str | None = None
+    ) -> int | None:
+        """The key version signed cookie ``name`` claims (not verified)."""
+        if value is None:
+            value = self.get_cookie(name)
+        return get_signature_key_version(value)
+
+    # Tornado's names before 6.3.
+    set_secure_cookie = set_signed_cookie
+    get_secure_cookie = get_signed_cookie
+    get_secure_cookie_key_version = get_signed_cookie_key_version
+
+    @property
+    def current_user(self) -> Any:
+        """The logged-in user, from :meth:`get_current_user`, once per request.
+
+        Assign to it to log a user in for the rest of the request.
+        """
+        if self._current_user is _UNKNOWN_USER:
+            self._current_user = auth.call_sync_user_loader(self.get_current_user)
+        return self._current_user
+
+    @current_user.setter
+    def current_user(self, value: Any) -> None:
+        self._current_user = value
+
+    def get_current_user(self) -> Any:
+        """Return the logged-in user, or None (override it; may be async).
+
+        A plain method is called the first time ``self.current_user`` is
+        read. An ``async def`` one is awaited before ``prepare()``, so it
+        can query a database.
+        """
+        return None
+
+    def get_login_url(self) -> str:
+        """Where ``@authenticated`` sends visitors: the ``login_url`` setting."""
+        login_url = self.settings.get("login_url")
+        if not login_url:
+            raise RuntimeError(
+                "@authenticated needs the login_url application setting "
+                "(Application(..., login_url='/login')) or a get_login_url() "
+                "override"
+            )
+        return str(login_url)
+
+    def _xsrf_state(self) -> auth.XSRF:
+        if self._xsrf is None:
+            name = self.settings.get("xsrf_cookie_name", "_xsrf")
+            self._xsrf = auth.XSRF(self.settings, self.get_cookie(name))
+        return self._xsrf
+
+    @property
+    def xsrf_token(self) -> bytes:
+        """This response's XSRF token; sets the XSRF cookie if needed.
+
+        Masked anew for each response (against BREACH), it validates against
+        the cookie as long as the cookie lives. Put it in forms with
+        :meth:`xsrf_form_html`, or send it as an ``X-Xsrftoken`` header.
+        """
+        xsrf = self._xsrf_state()
+        user = self._current_user
+        if user is _UNKNOWN_USER:
+            # An async loader not awaited yet (an error page): nobody.
+            async_loader = auth.loads_user_async(self.get_current_user)
+            user = None if async_loader else self.current_user
+        token, cookie_kwargs = xsrf.mint(self.settings, logged_in=bool(user))
+        if cookie_kwargs is not None:
+            self.set_cookie(xsrf.cookie_name, token, **cookie_kwargs)
+        return token
+
+    def xsrf_form_html(self) -> SafeHTML:
+        """``<input type="hidden" name="_xsrf" value="...">`` for a form.
+
+        A ``str`` with ``__html__``: Jinja2 inserts it without escaping.
+        """
+        return xsrf_form_html(self.xsrf_token)
+
+    def check_xsrf_cookie(self) -> None:
+        """403 unless the request's XSRF token matches its XSRF cookie.
+
+        Run automatically before ``prepare()`` for unsafe methods when the
+        ``xsrf_cookies`` setting is on. The token is read from the ``_xsrf``
+        argument or the ``X-Xsrftoken`` / ``X-Csrftoken`` header.
+        """
+        submitted = auth.submitted_xsrf_token(
+            self.request, self.get_argument("_xsrf", None)
+        )
+        self._xsrf_state().check(submitted, self.request.method)
+
+    def check_trusted_origin(self, origin: str) -> bool:
+        """Whether a cross-origin request from ``origin`` is allowed.
+
+        Called by cross-origin protection for unsafe requests that come
+        from another origin. The default: ``origin`` is in the
+        ``trusted_origins`` setting. Return True to accept any origin (only
+        for endpoints that do not rely on cookies).
+        """
+        return origin in self.settings.get("trusted_origins", ())
+
     # -- running a request ----------------------------------------------------
 
     def _implements(self, method: str) -> bool:
@@ -769,7 +992,19 @@ class RequestHandler:
             name: self.decode_argument(arg, name=name) if arg is not None else None
             for name, arg in path_kwargs.items()
         }
+        # Refused from the headers alone: the body is never waited for.
+        error = auth.cross_origin_error(
+            self.request, self.settings, self.check_trusted_origin
+        )
+        if error is not None:
+            raise HTTPError(403, "%s", error)
         await self._read_body()
+        if self.settings.get("xsrf_cookies") and method not in auth.SAFE_METHODS:
+            self.check_xsrf_cookie()
+        if self._current_user is _UNKNOWN_USER and auth.loads_user_async(
+            self.get_current_user
+        ):
+            self._current_user = await self.get_current_user()
         await _maybe_await(self.prepare())
         self._prepared = True
         if self._finished:

@@ -16,6 +16,7 @@ from .errors import (
 from .handler import ErrorHandler, RedirectHandler, RequestHandler
 from .http1 import Exchange, ExchangeApp
 from .httputil import HTTPHeaders
+from .overload import DeadlineExceeded, Overloaded
 from .request import HTTPServerRequest
 from .routing import URLSpec, url
 from .server import ListenError, run, serve
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Application",
+    "DeadlineExceeded",
     "ErrorHandler",
     "Exchange",
     "ExchangeApp",
@@ -34,6 +36,7 @@ __all__ = [
     "HTTPServerRequest",
     "ListenError",
     "MissingArgumentError",
+    "Overloaded",
     "RedirectHandler",
     "RequestHandler",
     "ServerConfig",

@@ -127,6 +127,7 @@ class Exchange:
         "_framing",
         "_received",
         "_remaining",
+        "_shutdown_callbacks",
         "bytes_sent",
         "client",
         "close_after",
@@ -141,8 +142,10 @@ class Exchange:
         "keep_alive",
         "max_body_size",
         "method",
+        "note",
         "scheme",
         "server",
+        "shutting_down",
         "start_time",
         "status",
         "target",
@@ -194,6 +197,12 @@ class Exchange:
         self._body_started = False
         self._body_done = not self.has_body
         self._callbacks: list[Callable[[], object]] | None = None
+        #: True once the server began a graceful shutdown (see on_shutdown).
+        self.shutting_down = False
+        self._shutdown_callbacks: list[Callable[[], object]] | None = None
+        #: A word for the access log, shown in brackets after the request's
+        #: line: why it ended as it did (``timeout``, ``shed``).
+        self.note: str | None = None
 
     # -- the disconnect signal ------------------------------------------------
 
@@ -228,6 +237,47 @@ class Exchange:
                 callback()
             except Exception:
                 error_log.exception("disconnect callback %r raised", callback)
+
+    # -- the shutdown signal and aborting --------------------------------------
+
+    def on_shutdown(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the server begins a graceful shutdown.
+
+        Called at once if it already has. Like :meth:`on_disconnect`, the
+        callback runs synchronously and must be quick and not raise. The
+        web layer uses it to stop waiting in a concurrency queue: a request
+        that has not started when shutdown begins is answered 503 at once
+        instead of holding the graceful period.
+        """
+        if self.shutting_down:
+            callback()
+        elif self._shutdown_callbacks is None:
+            self._shutdown_callbacks = [callback]
+        else:
+            self._shutdown_callbacks.append(callback)
+
+    def _begin_shutdown(self) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        callbacks, self._shutdown_callbacks = self._shutdown_callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                error_log.exception("shutdown callback %r raised", callback)
+
+    def abort(self) -> None:
+        """End the connection after this request without completing the response.
+
+        For a response that cannot be completed honestly (its handler was
+        cancelled halfway through the body): rather than end it with a
+        last chunk that would make a cut-short body look whole, the engine
+        closes the connection, and the client sees the truncation. The
+        access log says 444. Does nothing once the response is complete.
+        """
+        if not self.finished:
+            self._conn._abort_writes(None)
 
     # -- the request body -------------------------------------------------------
 
@@ -486,6 +536,7 @@ class HTTP1Connection:
         self._closing = True
         if self._active is not None:
             self._active.keep_alive = False
+            self._active._begin_shutdown()
         if self._phase is _IDLE:
             self._timer.cancel()
 
@@ -785,7 +836,7 @@ class HTTP1Connection:
         self._requests += 1
         if self._closing or self._requests >= config.max_requests_per_connection:
             keep_alive = False
-        return Exchange(
+        exchange = Exchange(
             self,
             head,
             content_length=content_length,
@@ -793,6 +844,8 @@ class HTTP1Connection:
             keep_alive=keep_alive,
             expects_continue=expects_continue and version == b"1.1" and has_body,
         )
+        exchange.shutting_down = self._closing
+        return exchange
 
     def _received_partial_request(self) -> bool:
         return bool(self.parser.buffered().strip() or self._rbuf.strip())
@@ -908,7 +961,7 @@ class HTTP1Connection:
             status = 499 if exchange.disconnected else 444
         duration = (trio.current_time() - exchange.start_time) * 1000
         access_log.info(
-            '%s "%s %s HTTP/%s" %d %d %.1fms',
+            '%s "%s %s HTTP/%s" %d %d %.1fms%s',
             self._peer_name(),
             exchange.method,
             exchange.target,
@@ -916,4 +969,5 @@ class HTTP1Connection:
             status,
             exchange.bytes_sent,
             duration,
+            f" ({exchange.note})" if exchange.note else "",
         )

@@ -53,6 +53,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "overload_shed_percent": ("share answered 503", "%"),
     "overload_shed_p99_ms": ("p99 latency of the 503s", "ms"),
     "overload_failed": ("errors and unanswered", "requests"),
+    "overload_others_percent": ("other processes' CPU use meanwhile", "% of a CPU"),
 }
 
 
@@ -218,6 +219,8 @@ def _cell(value: float | None, unit: str) -> str:
         return f"{value:,.0f}"
     if unit == "%":
         return f"{value:.1f} %"
+    if unit == "% of a CPU":
+        return f"{value:.0f} %"
     return f"{value:,.1f}"
 
 
@@ -227,6 +230,7 @@ def section(
     seconds: float,
     rounds: int,
     quick: bool,
+    problems: list[str],
 ) -> list[str]:
     """The report's "Overload" section (markdown lines), from the medians
     per server (``medians[server][metric]``)."""
@@ -255,13 +259,18 @@ def section(
     for metric, (what, unit) in METRICS.items():
         cells = [_cell(medians[n].get(metric), unit) for n in names]
         lines.append(f"| {what} | {unit} | " + " | ".join(cells) + " |")
+    if problems:
+        lines += ["", "**Problems seen during the run:**", ""]
+        lines += [f"- {p}" for p in problems]
     lines += [
         "",
-        "Shedding keeps the accepted requests as fast as when the server is "
-        "not loaded and answers the excess at once, so a client can retry "
-        "elsewhere; queueing serves the same number of requests a second "
-        "but makes every one of them wait behind the backlog, which grows "
-        "for as long as the overload lasts (here, the run's "
-        f"{seconds:g} s).",
+        "What to look for: shedding should keep the accepted requests' p99 "
+        "near the unloaded p99 and answer the 503s in about a millisecond, so "
+        "that a client can retry elsewhere at once. Queueing serves no more "
+        "requests a second, but every one of them waits behind a backlog "
+        "that grows for as long as the overload lasts (here, the run's "
+        f"{seconds:g} s), so its p99 grows with the run. A server short of "
+        "CPU (see the last row) falls behind the open loop whatever it "
+        "does: then every latency grows, the 503s' too.",
     ]
     return lines

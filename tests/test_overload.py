@@ -433,6 +433,27 @@ async def test_a_queued_request_gets_503_when_shutdown_begins(
         assert gate.prepared == 1
 
 
+async def test_a_request_that_arrives_during_shutdown_does_not_queue(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    gate = Gate()
+    app = Application([("/", gated(gate, max_concurrency=1, max_queue_time=100.0))])
+    async with TestClient(app) as client, trio.open_nursery() as nursery:
+        nursery.start_soon(client.get, "/")
+        await trio.testing.wait_all_tasks_blocked()
+        late = await client.raw()
+        await late.send(b"GET / HTTP/1.1\r\n")  # half a head when shutdown begins
+        await trio.testing.wait_all_tasks_blocked()
+        for conn in client.server_connections:
+            conn.shutdown()
+        start = trio.current_time()
+        await late.send(b"Host: x\r\n\r\n")
+        response = await late.read_response()
+        assert trio.current_time() == start
+        assert (response.status, response.headers["Connection"]) == (503, "close")
+        gate.open.set()
+
+
 async def test_raising_overloaded_sheds_with_retry_after() -> None:
     class H(RequestHandler):
         def get(self) -> None:

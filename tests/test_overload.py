@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from test_cli import APP, Client, serving
+from test_cli import APP, Client, run_trioweb, serving
 
 from trioweb import (
     Application,
@@ -519,8 +519,6 @@ async def test_limit_concurrency_over_real_sockets() -> None:
 
 
 async def test_limit_concurrency_flag_is_checked() -> None:
-    from test_cli import run_trioweb
-
     code, stderr = await run_trioweb("serve", f"{APP}:app", "--limit-concurrency", "0")
     assert code == 2
     assert "--limit-concurrency must be 1 or more" in stderr

@@ -111,7 +111,7 @@ class RequestHandler:
         before the body is read.
     ``request_timeout``, ``max_concurrency``, ``max_queue_time``, ``retry_after``
         A deadline for each request and a concurrency budget for the class
-        (see "Deadlines and overload" below and :mod:`trioweb.overload`).
+        (see :mod:`trioweb.overload`).
     """
 
     SUPPORTED_METHODS: tuple[str, ...] = (

@@ -117,6 +117,10 @@ class Exchange:
     peer closes or resets the connection while this exchange is active
     and its response is not complete. The web layer passes its handler's
     ``cancel_scope.cancel`` there.
+
+    Also: :meth:`on_shutdown` (the server began a graceful shutdown),
+    :meth:`abort` (end the connection with the response incomplete), and
+    :attr:`note` (a word the access log adds to the request's line).
     """
 
     __slots__ = (

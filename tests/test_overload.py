@@ -283,6 +283,24 @@ async def test_max_concurrency_admits_n_and_sheds_the_next(
     assert sum(line.endswith("(shed)") for line in access_lines(caplog)) == 1
 
 
+async def test_a_changed_max_concurrency_applies_to_the_next_requests(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    gate = Gate()
+    handler = gated(gate, max_concurrency=1)
+    client = TestClient(Application([("/", handler)]))
+    async with client, trio.open_nursery() as nursery:
+        nursery.start_soon(client.get, "/")
+        await trio.testing.wait_all_tasks_blocked()
+        assert (await client.get("/")).status == 503
+        handler.max_concurrency = 2
+        nursery.start_soon(client.get, "/")
+        await trio.testing.wait_all_tasks_blocked()
+        assert gate.started == 2
+        assert (await client.get("/")).status == 503
+        gate.open.set()
+
+
 async def _status_into(results: list[int], request: Any) -> None:
     results.append((await request).status)
 

@@ -177,17 +177,24 @@ def _limiter(handler: RequestHandler, limit: int) -> trio.CapacityLimiter:
     limiter = per_app.get(cls)
     if limiter is None:
         limiter = per_app[cls] = trio.CapacityLimiter(limit)
+    elif limiter.total_tokens != limit:
+        # The class attribute was changed at run time: follow it (requests
+        # running already finish; the new limit applies to the next ones).
+        limiter.total_tokens = limit
     return limiter
 
 
 async def _admit(
-    handler: RequestHandler, exchange: Exchange, limiter: trio.CapacityLimiter
+    handler: RequestHandler,
+    exchange: Exchange,
+    limiter: trio.CapacityLimiter,
+    borrower: object,
 ) -> None:
     """Take a slot for ``handler``, waiting up to ``max_queue_time``;
     raise :exc:`Overloaded` if there is none, StreamClosedError if the
     client left while waiting."""
     try:
-        limiter.acquire_on_behalf_of_nowait(handler)
+        limiter.acquire_on_behalf_of_nowait(borrower)
         return
     except trio.WouldBlock:
         pass
@@ -199,7 +206,7 @@ async def _admit(
         with trio.move_on_after(queue_time) as wait:
             exchange.on_disconnect(wait.cancel)
             exchange.on_shutdown(wait.cancel)
-            await limiter.acquire_on_behalf_of(handler)
+            await limiter.acquire_on_behalf_of(borrower)
             return
         if exchange.disconnected:
             raise StreamClosedError("the client left while its request was queued")
@@ -230,8 +237,11 @@ async def run_handler(
     """
     limit = handler.max_concurrency
     limiter = None if limit is None else _limiter(handler, limit)
+    # The slot's owner: a token of its own, not the handler, which a
+    # subclass might have made unhashable.
+    borrower = object()
     if limiter is not None:
-        await _admit(handler, exchange, limiter)
+        await _admit(handler, exchange, limiter, borrower)
     try:
         timeout = _request_timeout(handler)
         if timeout is None:
@@ -244,7 +254,7 @@ async def run_handler(
             _timed_out(handler, exchange, timeout)
     finally:
         if limiter is not None:
-            limiter.release_on_behalf_of(handler)
+            limiter.release_on_behalf_of(borrower)
 
 
 def _timed_out(handler: RequestHandler, exchange: Exchange, timeout: float) -> None:

@@ -35,7 +35,8 @@ test: $(VENV)/.installed-test
 
 ## Benchmark trioweb against tornado, aiohttp and hypercorn (bench/run.py, its
 ## own bench/.venv); writes docs/performance.md and docs/performance.png.
-## BENCH_ARGS=--quick for 1 round x 2 s; BENCH_ROUNDS / BENCH_DURATION env vars.
+## BENCH_ARGS=--quick for 1 round x 2 s; BENCH_ROUNDS / BENCH_DURATION env vars;
+## BENCH_ARGS="--scenario overload" for the overload scenario alone.
 bench:
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(PYTHON) bench/run.py $(BENCH_ARGS)

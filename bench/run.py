@@ -20,11 +20,15 @@ How it measures (see ``docs/performance.md`` for the results):
   (hello GET with latency, 64 KiB response, 1 MiB POST), one for the
   1000 idle keep-alive connections, one for the 100 MiB download.
 * The report takes the median over rounds, and ratios against Tornado.
+* The overload scenario (``bench/shedding.py``): trioweb and Tornado serve
+  a route with a fixed capacity, driven by an open-loop client at twice it;
+  trioweb sheds the excess (``max_concurrency``), Tornado can only queue.
 
 Options: ``--quick`` (1 round x 2 s, to check the harness works),
 ``--rounds N`` / ``--duration S`` (or ``BENCH_ROUNDS`` / ``BENCH_DURATION``),
 ``--only NAME`` to run a subset of servers, ``--no-docs`` to leave
-``docs/performance.md`` alone.
+``docs/performance.md`` alone, ``--scenario overload`` to run only the
+overload scenario (it then rewrites only that section of the page).
 
 This file uses only the standard library until it runs inside bench/.venv
 (matplotlib is imported only to draw the chart).
@@ -54,6 +58,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
+
+import shedding
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -136,6 +142,12 @@ SERVERS = [
     ),
 ]
 BASELINE = "tornado"
+#: The servers that serve the overload scenario's route (bench/shedding.py).
+OVERLOAD_SERVERS = ("trioweb", "trioweb-h11", "tornado")
+#: Around the overload section of docs/performance.md, so that
+#: ``--scenario overload`` can rewrite it alone.
+OVERLOAD_BEGIN = "<!-- overload scenario: begin -->"
+OVERLOAD_END = "<!-- overload scenario: end -->"
 #: The trioweb servers, and the parser backend each measures.
 SUBJECTS = {"trioweb": "httptools", "trioweb-h11": "h11"}
 
@@ -150,6 +162,7 @@ class Settings:
     warmup: int  # seconds of wrk on GET / before the measured runs
     quick: bool
     servers: list[Server]
+    scenario: str  # "all", or "overload" alone
     server_cpu: int
     client_cpu: int
     connections: int = 50
@@ -189,6 +202,13 @@ def parse_settings(argv: list[str]) -> tuple[Settings, bool]:
         "backend, trioweb-h11 the h11 one); tornado is always kept",
     )
     parser.add_argument(
+        "--scenario",
+        choices=("all", "overload"),
+        default="all",
+        help="overload: only the overload scenario (trioweb and tornado), "
+        "rewriting only its section of docs/performance.md",
+    )
+    parser.add_argument(
         "--no-docs",
         action="store_true",
         help="do not write docs/performance.md and docs/performance.png",
@@ -200,6 +220,8 @@ def parse_settings(argv: list[str]) -> tuple[Settings, bool]:
     if rounds < 1 or duration < 1:
         parser.error("rounds and duration must be at least 1")
     wanted = set(args.only or [s.name for s in SERVERS]) | {BASELINE}
+    if args.scenario == "overload":
+        wanted &= set(OVERLOAD_SERVERS)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu = cpus[0]
     client_cpu = cpus[1] if len(cpus) > 1 else cpus[0]
@@ -209,6 +231,7 @@ def parse_settings(argv: list[str]) -> tuple[Settings, bool]:
         warmup=1,
         quick=args.quick,
         servers=[s for s in SERVERS if s.name in wanted],
+        scenario=args.scenario,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
     )
@@ -281,8 +304,10 @@ def _check_call(cmd: list[str], *, timeout: float) -> None:
         sys.exit(f"bench: {what} failed (exit {done.returncode})")
 
 
-def check_tools() -> None:
-    for tool in ("wrk", "taskset"):
+def check_tools(settings: Settings) -> None:
+    # The overload scenario brings its own client (bench/shedding.py).
+    tools = ("taskset",) if settings.scenario == "overload" else ("wrk", "taskset")
+    for tool in tools:
         if shutil.which(tool) is None:
             sys.exit(
                 f"bench: {tool} is not on PATH. `make bench` installs wrk "
@@ -817,9 +842,28 @@ def _measure_one(
             f"{big['mib_per_s']:.0f} MiB/s)"
         )
 
-    attempt("wrk scenarios", throughput)
-    attempt("idle connections", idle)
-    attempt("100 MiB download", big)
+    def overload() -> None:
+        with RunningServer(server, settings, big_file, log) as running:
+            wait_until_quiet()
+            with OtherLoad() as load:
+                values = shedding.measure(running.port, settings.duration)
+        values["overload_others_percent"] = load.percent
+        for metric, value in values.items():
+            results.add(name, metric, value)
+        log_line(shedding.summary_line(name, values))
+        if load.percent > CONTENDED_PERCENT:
+            # An open loop cannot be repeated cheaply: say so instead.
+            results.problems.append(
+                f"{name}, overload: other processes used {load.percent:.0f}% "
+                "of a CPU during the run: its latencies are not to be trusted"
+            )
+
+    if settings.scenario == "all":
+        attempt("wrk scenarios", throughput)
+        attempt("idle connections", idle)
+        attempt("100 MiB download", big)
+    if name in OVERLOAD_SERVERS:
+        attempt("overload", overload)
 
 
 # ---------------------------------------------------------- the targets
@@ -1164,6 +1208,8 @@ def write_doc(results: Results, settings: Settings, targets: list[TargetRow]) ->
         "",
         *rounds_table(results, servers),
         "",
+        *overload_section(results, settings),
+        "",
         *WHAT_STANDS_IN_THE_WAY,
         "",
         "## Machine",
@@ -1213,6 +1259,8 @@ def write_doc(results: Results, settings: Settings, targets: list[TargetRow]) ->
         "in trioweb and Tornado, `await response.write()` in aiohttp, "
         "`await send()` in ASGI). `VmRSS` is sampled every 5 ms; the growth "
         "is the peak minus the value just before the request.",
+        "- **overload**: see its section above (`bench/shedding.py`); "
+        "`--scenario overload` runs it alone.",
         "- **websocket echo**: skipped until trioweb has websockets.",
         "",
         "Server settings (`bench/servers/common.py`): no access log, a 16 MiB "
@@ -1245,6 +1293,45 @@ def write_doc(results: Results, settings: Settings, targets: list[TargetRow]) ->
         "",
     ]
     DOC.write_text("\n".join(out))
+
+
+def overload_section(results: Results, settings: Settings) -> list[str]:
+    """The overload scenario's section of the page, between its markers."""
+    servers = [s for s in settings.servers if s.name in OVERLOAD_SERVERS]
+    medians = {
+        s.name: {m: results.median(s.name, m) for m in shedding.METRICS}
+        for s in servers
+    }
+    body = shedding.section(
+        medians,
+        {s.name: s.label for s in servers},
+        settings.duration,
+        settings.rounds,
+        settings.quick,
+        [p for p in results.problems if ", overload:" in p],
+    )
+    command = "make bench"
+    if settings.scenario == "overload":
+        quick = " --quick" if settings.quick else ""
+        command = f"python3 bench/run.py{quick} --scenario overload"
+    when = f"Measured on {results.started[:10]} by `{command}`."
+    return [OVERLOAD_BEGIN, *body, "", when, OVERLOAD_END]
+
+
+def update_overload_section(results: Results, settings: Settings) -> None:
+    """Rewrite only the overload section of the page (``--scenario overload``)."""
+    section = "\n".join(overload_section(results, settings))
+    text = DOC.read_text() if DOC.exists() else "# Performance\n"
+    begin, end = text.find(OVERLOAD_BEGIN), text.find(OVERLOAD_END)
+    if begin != -1 and end != -1:
+        text = text[:begin] + section + text[end + len(OVERLOAD_END) :]
+    else:
+        anchor = text.find("## What stands in the way")
+        if anchor == -1:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        else:
+            text = text[:anchor] + section + "\n\n" + text[anchor:]
+    DOC.write_text(text)
 
 
 def draw_chart(results: Results, settings: Settings, path: Path) -> None:
@@ -1380,7 +1467,7 @@ def big_file(size: int) -> Iterator[Path]:
 def main() -> None:
     settings, write_docs = parse_settings(sys.argv[1:])
     ensure_environment()
-    check_tools()
+    check_tools(settings)
     # This process runs the idle and download clients: keep it off the
     # servers' CPU, like wrk.
     os.sched_setaffinity(0, {settings.client_cpu})
@@ -1391,15 +1478,22 @@ def main() -> None:
         f"servers: {', '.join(s.name for s in settings.servers)}"
     )
     start = time.monotonic()
-    with big_file(settings.big_file_size) as path:
+    # The overload scenario alone needs no 100 MiB file.
+    size = 0 if settings.scenario == "overload" else settings.big_file_size
+    with big_file(size) as path:
         results = measure(settings, path)
     targets = evaluate_targets(results)
-    print_summary(results, settings, targets)
+    overload_only = settings.scenario == "overload"
+    if not overload_only:
+        print_summary(results, settings, targets)
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    raw = RESULTS_DIR / "latest.json"
+    raw = RESULTS_DIR / ("overload.json" if overload_only else "latest.json")
     raw.write_text(json.dumps(asdict(results), indent=2) + "\n")
-    if write_docs:
+    if write_docs and overload_only:
+        update_overload_section(results, settings)
+        log_line(f"\nbench: rewrote the overload section of {DOC.relative_to(REPO)}")
+    elif write_docs:
         write_doc(results, settings, targets)
         draw_chart(results, settings, CHART)
         log_line(f"\nbench: wrote {DOC.relative_to(REPO)}, {CHART.relative_to(REPO)}")

@@ -17,6 +17,7 @@ from .errors import (
 from .handler import ErrorHandler, RedirectHandler, RequestHandler
 from .http1 import Exchange, ExchangeApp
 from .httputil import HTTPHeaders
+from .overload import DeadlineExceeded, Overloaded
 from .request import HTTPServerRequest
 from .routing import URLSpec, url
 from .security import SecurityHeaders
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Application",
+    "DeadlineExceeded",
     "ErrorHandler",
     "Exchange",
     "ExchangeApp",
@@ -36,6 +38,7 @@ __all__ = [
     "HTTPServerRequest",
     "ListenError",
     "MissingArgumentError",
+    "Overloaded",
     "RedirectHandler",
     "RequestHandler",
     "SecurityHeaders",

@@ -29,6 +29,7 @@ import trio
 
 from ._concurrency import open_side_nursery
 from .handler import ErrorHandler, RequestHandler
+from .overload import check_settings
 from .request import HTTPServerRequest
 from .routing import Router, Rule
 from .security import security_headers_from_setting
@@ -63,7 +64,9 @@ class Application:
         ``serve_traceback`` (tracebacks in 500 pages),
         ``default_handler_class`` and ``default_handler_args`` (what
         answers when no rule matches; 404 otherwise), ``shutdown_timeout``
-        (the deadline for the shutdown hooks, 10 s). The security settings
+        (the deadline for the shutdown hooks, 10 s), ``request_timeout``
+        (seconds each request may run before it is answered 503; default
+        none; see :mod:`trioweb.overload`). The security settings
         (``cookie_secret``, ``xsrf_cookies``, ``cross_origin_protection``,
         ``login_url``, ``security_headers``, ...) are in ``docs/security.md``.
     """
@@ -77,6 +80,7 @@ class Application:
         lifespan: Lifespan | None = None,
         **settings: Any,
     ) -> None:
+        check_settings(settings)
         if settings.get("debug"):
             settings.setdefault("serve_traceback", True)
         # A bad security_headers setting fails here, not on every request.

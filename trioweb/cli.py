@@ -51,6 +51,8 @@ _FIELD_HELP = {
     "keep_alive_timeout": "seconds an idle keep-alive connection is kept",
     "max_connections": "connections served at once; more wait in the backlog",
     "max_requests_per_connection": "requests before a connection is closed",
+    "limit_concurrency": "requests in flight at once; more get 503 at once "
+    "(default: no limit)",
     "graceful_timeout": "seconds in-flight requests get to finish on shutdown",
     "access_log": "log one line per request on stderr",
     "http": "request parser: auto (httptools when installed), h11 or httptools",
@@ -61,6 +63,7 @@ _METAVARS = {
     "uds": "PATH",
     "http": "{auto,h11,httptools}",
     "int": "N",
+    "int | None": "N",
     "float": "SECONDS",
 }
 
@@ -112,6 +115,7 @@ def _app_spec(text: str) -> str:
 # ServerConfig's annotations are strings (``from __future__ import annotations``).
 _TYPES: dict[str, Any] = {
     "int": _int,
+    "int | None": _int,
     "float": _seconds,
     "str": str,
     "str | None": str,

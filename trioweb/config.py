@@ -42,6 +42,15 @@ def _http_backend(instance: Any, attribute: attrs.Attribute[Any], value: str) ->
             )
 
 
+def _positive_or_none(
+    instance: Any, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None and (isinstance(value, bool) or value < 1):
+        raise ValueError(
+            f"{attribute.name} must be 1 or more (or None for no limit), got {value!r}"
+        )
+
+
 def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {value!r}")
@@ -76,6 +85,9 @@ class ServerConfig:
                                             listen backlog
     ``max_requests_per_connection``         ``Connection: close`` on
                                             the last response
+    ``limit_concurrency`` (off by default)  503 with ``Retry-After`` at
+                                            once, without running the
+                                            application
     ======================================  ===========================
     """
 
@@ -97,6 +109,13 @@ class ServerConfig:
 
     max_connections: int = attrs.field(default=1000, validator=_positive)
     max_requests_per_connection: int = attrs.field(default=1000, validator=_positive)
+    #: At most this many requests in flight in this process (across all
+    #: connections); more are answered 503 with ``Retry-After`` at once,
+    #: without reaching the application (uvicorn's ``--limit-concurrency``).
+    #: None: no limit. See :mod:`trioweb.overload`.
+    limit_concurrency: int | None = attrs.field(
+        default=None, validator=_positive_or_none
+    )
 
     graceful_timeout: float = attrs.field(default=10.0, validator=_non_negative)
     access_log: bool = True

@@ -29,6 +29,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import re
 import traceback
 import urllib.parse
@@ -52,6 +53,7 @@ from .httputil import (
     reason_phrase,
     url_concat,
 )
+from .overload import Overloaded, check_handler_class, run_handler
 from .security import (
     SafeHTML,
     create_signed_value,
@@ -133,6 +135,9 @@ class RequestHandler:
     ``security_headers`` (default None: the application's setting)
         True, False, a dict or a :class:`~trioweb.SecurityHeaders`: the
         security headers of this class's responses (``docs/security.md``).
+    ``request_timeout``, ``max_concurrency``, ``max_queue_time``, ``retry_after``
+        A deadline for each request and a concurrency budget for the class
+        (see :mod:`trioweb.overload`).
     """
 
     SUPPORTED_METHODS: tuple[str, ...] = (
@@ -160,6 +165,38 @@ class RequestHandler:
 
     path_args: list[str | None]
     path_kwargs: dict[str, str | None]
+
+    # -- deadlines and overload (trioweb.overload) ----------------------------
+
+    #: Seconds the request may run (body read, prepare, method, finish);
+    #: past it the handler is cancelled and the client gets 503. None: the
+    #: Application's ``request_timeout`` setting (default: no deadline);
+    #: ``math.inf``: no deadline whatever the setting says.
+    request_timeout: float | None = None
+    #: At most this many requests of this class run at once (None: no limit).
+    max_concurrency: int | None = None
+    #: Seconds a request over ``max_concurrency`` may wait for a slot before
+    #: it is answered 503; 0 sheds it at once.
+    max_queue_time: float = 0.0
+    #: The ``Retry-After`` (seconds) sent with a shed request's 503.
+    retry_after: int = 1
+    _deadline: float = math.inf
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_handler_class(cls)
+
+    @property
+    def deadline(self) -> float:
+        """The :func:`trio.current_time` by which this request must be done.
+
+        ``math.inf`` when it has no ``request_timeout``. Pass what is left on
+        to your own calls so they give up in time::
+
+            with trio.move_on_at(self.deadline - 0.1):
+                rows = await db.query(...)
+        """
+        return self._deadline
 
     def __init__(
         self,
@@ -536,6 +573,9 @@ class RequestHandler:
         if status_code == 405:
             # RFC 9110 15.5.6: a 405 must say which methods would work.
             self.set_header("Allow", ", ".join(self._allowed_methods()))
+        if exc_info is not None and isinstance(exc_info[1], Overloaded):
+            # RFC 9110 10.2.3: when the client may try again.
+            self.set_header("Retry-After", str(exc_info[1].retry_after))
         try:
             await _maybe_await(self.write_error(status_code, **kwargs))
         except StreamClosedError:
@@ -1030,7 +1070,9 @@ class RequestHandler:
                 if self.cancel_on_disconnect:
                     exchange.on_disconnect(scope.cancel)
                 try:
-                    await self._run(path_args, path_kwargs)
+                    await run_handler(
+                        self, exchange, lambda: self._run(path_args, path_kwargs)
+                    )
                 except Exception as exc:
                     await self._handle_request_exception(exc)
                 except BaseExceptionGroup as group:

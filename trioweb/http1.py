@@ -118,6 +118,10 @@ class Exchange:
     peer closes or resets the connection while this exchange is active
     and its response is not complete. The web layer passes its handler's
     ``cancel_scope.cancel`` there.
+
+    Also: :meth:`on_shutdown` (the server began a graceful shutdown),
+    :meth:`abort` (end the connection with the response incomplete), and
+    :attr:`note` (a word the access log adds to the request's line).
     """
 
     __slots__ = (
@@ -128,6 +132,7 @@ class Exchange:
         "_framing",
         "_received",
         "_remaining",
+        "_shutdown_callbacks",
         "bytes_sent",
         "client",
         "close_after",
@@ -142,8 +147,10 @@ class Exchange:
         "keep_alive",
         "max_body_size",
         "method",
+        "note",
         "scheme",
         "server",
+        "shutting_down",
         "start_time",
         "status",
         "target",
@@ -195,6 +202,12 @@ class Exchange:
         self._body_started = False
         self._body_done = not self.has_body
         self._callbacks: list[Callable[[], object]] | None = None
+        #: True once the server began a graceful shutdown (see on_shutdown).
+        self.shutting_down = False
+        self._shutdown_callbacks: list[Callable[[], object]] | None = None
+        #: A word for the access log, shown in brackets after the request's
+        #: line: why it ended as it did (``timeout``, ``shed``).
+        self.note: str | None = None
 
     # -- the disconnect signal ------------------------------------------------
 
@@ -229,6 +242,47 @@ class Exchange:
                 callback()
             except Exception:
                 error_log.exception("disconnect callback %r raised", callback)
+
+    # -- the shutdown signal and aborting --------------------------------------
+
+    def on_shutdown(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the server begins a graceful shutdown.
+
+        Called at once if it already has. Like :meth:`on_disconnect`, the
+        callback runs synchronously and must be quick and not raise. The
+        web layer uses it to stop waiting in a concurrency queue: a request
+        that has not started when shutdown begins is answered 503 at once
+        instead of holding the graceful period.
+        """
+        if self.shutting_down:
+            callback()
+        elif self._shutdown_callbacks is None:
+            self._shutdown_callbacks = [callback]
+        else:
+            self._shutdown_callbacks.append(callback)
+
+    def _begin_shutdown(self) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        callbacks, self._shutdown_callbacks = self._shutdown_callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                error_log.exception("shutdown callback %r raised", callback)
+
+    def abort(self) -> None:
+        """End the connection after this request without completing the response.
+
+        For a response that cannot be completed honestly (its handler was
+        cancelled halfway through the body): rather than end it with a
+        last chunk that would make a cut-short body look whole, the engine
+        closes the connection, and the client sees the truncation. The
+        access log says 444. Does nothing once the response is complete.
+        """
+        if not self.finished:
+            self._conn._abort_writes(None)
 
     # -- the request body -------------------------------------------------------
 
@@ -490,6 +544,7 @@ class HTTP1Connection:
         self._closing = True
         if self._active is not None:
             self._active.keep_alive = False
+            self._active._begin_shutdown()
         if self._phase is _IDLE:
             self._timer.cancel()
 
@@ -768,7 +823,7 @@ class HTTP1Connection:
         keep_alive = rules.keep_alive
         if self._closing or self._requests >= config.max_requests_per_connection:
             keep_alive = False
-        return Exchange(
+        exchange = Exchange(
             self,
             head,
             content_length=content_length,
@@ -776,6 +831,8 @@ class HTTP1Connection:
             keep_alive=keep_alive,
             expects_continue=rules.expects_continue and has_body,
         )
+        exchange.shutting_down = self._closing
+        return exchange
 
     def _received_partial_request(self) -> bool:
         return bool(self.parser.buffered().strip() or self._rbuf.strip())
@@ -891,7 +948,7 @@ class HTTP1Connection:
             status = 499 if exchange.disconnected else 444
         duration = (trio.current_time() - exchange.start_time) * 1000
         access_log.info(
-            '%s "%s %s HTTP/%s" %d %d %.1fms',
+            '%s "%s %s HTTP/%s" %d %d %.1fms%s',
             self._peer_name(),
             exchange.method,
             exchange.target,
@@ -899,4 +956,5 @@ class HTTP1Connection:
             status,
             exchange.bytes_sent,
             duration,
+            f" ({exchange.note})" if exchange.note else "",
         )

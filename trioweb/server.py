@@ -40,6 +40,7 @@ import trio
 
 from .config import ServerConfig
 from .http1 import ExchangeApp, HTTP1Connection
+from .overload import limit_concurrency
 
 __all__ = ["ListenError", "Server", "announce", "run", "serve"]
 
@@ -91,6 +92,9 @@ class Server:
     ) -> None:
         self.app = app
         self.config = config
+        # What the connections serve: ``app`` behind the server-wide
+        # concurrency limit, if one is set.
+        self._served = limit_concurrency(app, config)
         self._sockets = sockets
         self.connections: set[HTTP1Connection] = set()
         #: True from the moment the listeners accept connections.
@@ -219,7 +223,7 @@ class Server:
         except OSError:
             server = None
         conn = HTTP1Connection(
-            stream, self.app, self.config, client=_address(sock), server=server
+            stream, self._served, self.config, client=_address(sock), server=server
         )
         if not self.connections:
             self._no_connections = trio.Event()

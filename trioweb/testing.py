@@ -43,6 +43,7 @@ from ._concurrency import open_side_nursery
 from .config import ServerConfig
 from .http1 import ExchangeApp, HTTP1Connection
 from .httputil import HTTPHeaders, url_concat
+from .overload import limit_concurrency
 
 __all__ = ["RawConnection", "Response", "StreamingResponse", "TestClient"]
 
@@ -311,6 +312,8 @@ class TestClient:
     ) -> None:
         self.app = app
         self.config = config or ServerConfig()
+        # As the server does: the app behind config.limit_concurrency.
+        self._served = limit_concurrency(app, self.config)
         self.host = host
         self.client_address = client_address
         self._stream_pair = stream_pair
@@ -365,7 +368,7 @@ class TestClient:
         client_stream, server_stream = self._stream_pair()
         conn = HTTP1Connection(
             server_stream,
-            self.app,
+            self._served,
             self.config,
             client=self.client_address,
             server=("127.0.0.1", 80),

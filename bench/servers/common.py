@@ -10,6 +10,15 @@ Each server script serves the same four routes, so that the harness
                       chunks, waiting for each chunk to be sent before reading
                       the next (flow control: memory must not grow with the
                       file's size)
+
+trioweb and Tornado also serve the overload scenario's route:
+
+* ``GET /sleep``   -> sleeps SLEEP_SECONDS holding one of SLEEP_SLOTS slots
+                      (think: a pool of database connections), then answers
+                      ``slept``. trioweb's handler sets ``max_concurrency =
+                      SLEEP_SLOTS`` and sheds the excess with 503; Tornado's
+                      waits for a slot on an ``asyncio.Semaphore``: it can
+                      only queue.
 """
 
 from __future__ import annotations
@@ -28,6 +37,10 @@ MAX_BODY_SIZE = 16 * 1024 * 1024
 #: default (5 s) could close the first ones before the measurement, so every
 #: server uses aiohttp's default here.
 KEEP_ALIVE_TIMEOUT = 75.0
+#: The overload scenario's handler: how long it works, and how many may work
+#: at once. Its capacity is SLEEP_SLOTS / SLEEP_SECONDS requests a second.
+SLEEP_SECONDS = 0.010
+SLEEP_SLOTS = 8
 
 
 @dataclass(frozen=True)

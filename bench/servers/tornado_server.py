@@ -13,6 +13,8 @@ from common import (
     KEEP_ALIVE_TIMEOUT,
     MAX_BODY_SIZE,
     PAYLOAD_64K,
+    SLEEP_SECONDS,
+    SLEEP_SLOTS,
     parse_args,
 )
 
@@ -52,6 +54,19 @@ class BigFileHandler(tornado.web.RequestHandler):
                 await self.flush()  # resolves once sent: flow control
 
 
+class SleepHandler(tornado.web.RequestHandler):
+    """The same work as trioweb's: SLEEP_SLOTS at once, the rest wait."""
+
+    def initialize(self, slots: asyncio.Semaphore) -> None:
+        self.slots = slots
+
+    async def get(self) -> None:
+        async with self.slots:
+            await asyncio.sleep(SLEEP_SECONDS)
+        self.set_header("Content-Type", "text/plain")
+        self.write(b"slept")
+
+
 async def serve() -> None:
     options = parse_args(__doc__ or "")
     # Access logging off: Tornado logs each request through this logger.
@@ -62,6 +77,7 @@ async def serve() -> None:
             (r"/64k", Payload64kHandler),
             (r"/upload", UploadHandler),
             (r"/big", BigFileHandler, {"path": options.big_file}),
+            (r"/sleep", SleepHandler, {"slots": asyncio.Semaphore(SLEEP_SLOTS)}),
         ]
     )
     app.listen(

@@ -18,6 +18,8 @@ from common import (
     KEEP_ALIVE_TIMEOUT,
     MAX_BODY_SIZE,
     PAYLOAD_64K,
+    SLEEP_SECONDS,
+    SLEEP_SLOTS,
     make_parser,
     options_from,
 )
@@ -59,6 +61,16 @@ class BigFileHandler(trioweb.RequestHandler):
                 await self.flush()  # returns once sent: flow control
 
 
+class SleepHandler(trioweb.RequestHandler):
+    # At most SLEEP_SLOTS at once; one more is answered 503 at once.
+    max_concurrency = SLEEP_SLOTS
+
+    async def get(self) -> None:
+        await trio.sleep(SLEEP_SECONDS)
+        self.set_header("Content-Type", "text/plain")
+        self.write(b"slept")
+
+
 def main() -> None:
     parser = make_parser(__doc__ or "")
     parser.add_argument(
@@ -75,6 +87,7 @@ def main() -> None:
             (r"/64k", Payload64kHandler),
             (r"/upload", UploadHandler),
             (r"/big", BigFileHandler, {"path": options.big_file}),
+            (r"/sleep", SleepHandler),
         ]
     )
     trioweb.run(

@@ -279,3 +279,43 @@ async def test_body_timeout_runs_between_reads_not_for_the_whole_body(
         assert r.status == 200
         assert [c for _, c in app.chunks] == [b"a", b"b", b"c", b"d"]
         assert trio.current_time() == 16
+
+
+class CatchesBadChunk:
+    """Starts its response, catches the 400 of a broken chunked body, ends
+    its response: what an ASGI adapter does with a bad body."""
+
+    def __init__(self) -> None:
+        self.errors: list[int] = []
+
+    async def handle_exchange(self, exchange: Exchange) -> None:
+        await exchange.send_response(200, [], b"start", end=False)
+        try:
+            await exchange.read_body()
+        except HTTPInputError as exc:
+            self.errors.append(exc.status_code)
+        await exchange.send_body(b"", end=True)
+
+
+async def test_a_failed_body_then_eof_does_not_spin_the_engine() -> None:
+    # Once failed, the httptools parser ignored the EOF and said "need
+    # data" forever: the engine's drain loop spun without a checkpoint and
+    # every connection of the process stopped being served.
+    app = CatchesBadChunk()
+    async with TestClient(app) as client:
+        raw = await client.raw()
+        await raw.send(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\nZZZ\r\n"
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        assert app.errors == [400]
+        await raw.send_eof()
+        with trio.fail_after(5):  # a spin would never get here
+            await raw.receive_until_closed()
+            await raw.server_done.wait()
+        other = await client.raw()
+        await other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        with trio.fail_after(5):
+            assert (await other.read_response()).status == 200
+    assert app.errors == [400]

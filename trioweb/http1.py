@@ -790,6 +790,7 @@ class HTTP1Connection:
                 self._log_access(exchange)
             if (
                 self._broken
+                or self.must_close
                 or exchange.disconnected
                 or not exchange.finished
                 or exchange.close_after

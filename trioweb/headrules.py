@@ -3,7 +3,7 @@
 The parser backends (:mod:`trioweb.parsers`) check what their libraries
 check -- syntax, framing, sizes -- and differ in what they let through. The
 rules of the request line are applied to the raw bytes by
-:class:`~trioweb.parsers.HeadMeter`, before either library parses them; the
+:class:`~trioweb.headmeter.HeadMeter`, before either library parses them; the
 rules of the header fields here, by the connection engine, to the parsed
 :class:`~trioweb.parsers.RequestHead` of both. So both backends refuse the
 same requests with the same status:
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 
-from .parsers import ProtocolError, RequestHead
+from .events import ProtocolError, RequestHead
 
 __all__ = ["HeadRules", "check_head"]
 

@@ -251,7 +251,7 @@ async def test_app_can_raise_the_body_limit_per_request() -> None:
 
 async def test_body_timeout_is_408_and_close(autojump_clock: trio.abc.Clock) -> None:
     app = Reader()
-    config = ServerConfig(body_timeout=7)
+    config = ServerConfig(body_timeout=7, min_body_rate=0)
     async with TestClient(app, config=config) as client:
         raw = await client.raw()
         start = trio.current_time()
@@ -268,7 +268,7 @@ async def test_body_timeout_runs_between_reads_not_for_the_whole_body(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     app = ChunkReader()
-    config = ServerConfig(body_timeout=5)
+    config = ServerConfig(body_timeout=5, min_body_rate=0)
     async with TestClient(app, config=config) as client:
         raw = await client.raw()
         await raw.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
@@ -319,3 +319,100 @@ async def test_a_failed_body_then_eof_does_not_spin_the_engine() -> None:
         with trio.fail_after(5):
             assert (await other.read_response()).status == 200
     assert app.errors == [400]
+
+
+# -- slow bodies: the minimum rate and the whole-body deadline ----------------------
+
+
+async def _drip(raw: RawConnection, pieces: int, gap: float, size: int = 1) -> None:
+    for _ in range(pieces):
+        await trio.sleep(gap)
+        try:
+            await raw.send(b"x" * size)
+        except trio.BrokenResourceError:
+            return
+
+
+async def test_a_body_dripping_below_the_minimum_rate_is_408_after_the_grace(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # slowhttptest's slow-body attack: a byte every few seconds never trips
+    # the per-read timeout, and would hold the connection for hours.
+    app = Reader()
+    config = ServerConfig(min_body_rate=100, min_body_rate_grace=5)
+    async with TestClient(app, config=config) as client, trio.open_nursery() as n:
+        raw = await client.raw()
+        start = trio.current_time()
+        await raw.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        n.start_soon(_drip, raw, 100, 2.0)
+        r = await raw.read_response("POST")
+        assert r.status == 408
+        assert trio.current_time() - start == 5
+        await _assert_closed(raw)
+    assert app.bodies == []
+
+
+async def test_a_body_at_the_minimum_rate_is_read_however_long_it_takes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    app = Reader()
+    config = ServerConfig(min_body_rate=100, min_body_rate_grace=5)
+    async with TestClient(app, config=config) as client, trio.open_nursery() as n:
+        raw = await client.raw()
+        await raw.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6000\r\n\r\n")
+        n.start_soon(_drip, raw, 60, 0.5, 100)  # 200 bytes/s for 30 s
+        r = await raw.read_response("POST")
+        assert (r.status, r.body) == (200, b"got 6000")
+        assert trio.current_time() >= 30
+
+
+async def test_a_slow_application_does_not_count_against_its_client(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    class SlowReader:
+        async def handle_exchange(self, exchange: Exchange) -> None:
+            total = 0
+            while chunk := await exchange.receive_body():
+                total += len(chunk)
+                await trio.sleep(10)  # the client is not waiting on us
+            await exchange.send_response(200, [content_length(b"ok")], b"ok")
+
+    config = ServerConfig(min_body_rate=1000, min_body_rate_grace=1)
+    async with TestClient(SlowReader(), config=config) as client:
+        raw = await client.raw()
+        await raw.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+        for piece in (b"a", b"b", b"c"):
+            await raw.send(piece)  # promptly: the application lags behind
+            await trio.sleep(0.1)
+        assert (await raw.read_response("POST")).status == 200
+        assert trio.current_time() >= 20  # two 10 s naps, far below the rate
+
+
+async def test_the_body_deadline_bounds_the_whole_body(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    app = Reader()
+    config = ServerConfig(body_deadline=3, min_body_rate=0)
+    async with TestClient(app, config=config) as client, trio.open_nursery() as n:
+        raw = await client.raw()
+        start = trio.current_time()
+        await raw.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        n.start_soon(_drip, raw, 10, 1.0)
+        r = await raw.read_response("POST")
+        assert r.status == 408
+        assert trio.current_time() - start == 3
+
+
+async def test_a_chunked_body_is_held_to_the_minimum_rate_too(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    app = Reader()
+    config = ServerConfig(min_body_rate=100, min_body_rate_grace=5)
+    async with TestClient(app, config=config) as client, trio.open_nursery() as n:
+        raw = await client.raw()
+        await raw.send(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n"
+        )
+        n.start_soon(_drip, raw, 100, 2.0)
+        r = await raw.read_response("POST")
+        assert r.status == 408

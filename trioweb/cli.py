@@ -47,6 +47,10 @@ _FIELD_HELP = {
     "max_body_size": "largest request body in bytes; larger gets 413",
     "header_timeout": "seconds to receive a request head; then 408",
     "body_timeout": "seconds to wait for each piece of a body; then 408",
+    "min_body_rate": "slowest a body may arrive once its grace is over, in "
+    "bytes a second; slower gets 408 (0: no minimum)",
+    "min_body_rate_grace": "seconds a body may take before the minimum rate applies",
+    "body_deadline": "seconds a whole body may take; then 408 (default: no limit)",
     "write_timeout": "seconds for each send to a client before aborting",
     "keep_alive_timeout": "seconds an idle keep-alive connection is kept",
     "max_connections": "connections served at once; more wait in the backlog",
@@ -62,9 +66,11 @@ _METAVARS = {
     "host": "HOST",
     "uds": "PATH",
     "http": "{auto,h11,httptools}",
+    "min_body_rate": "BYTES_PER_S",
     "int": "N",
     "int | None": "N",
     "float": "SECONDS",
+    "float | None": "SECONDS",
 }
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -117,6 +123,7 @@ _TYPES: dict[str, Any] = {
     "int": _int,
     "int | None": _int,
     "float": _seconds,
+    "float | None": _seconds,
     "str": str,
     "str | None": str,
 }

@@ -77,6 +77,8 @@ class ServerConfig:
     ``header_timeout``                      408 if part of a request
                                             arrived, else a quiet close
     ``body_timeout`` (between body reads)   408
+    ``min_body_rate`` after its grace,      408
+    ``body_deadline`` (whole body)
     ``write_timeout`` (each send)           the connection is aborted;
                                             the handler sees
                                             StreamClosedError
@@ -104,10 +106,22 @@ class ServerConfig:
 
     header_timeout: float = attrs.field(default=10.0, validator=_positive)
     body_timeout: float = attrs.field(default=30.0, validator=_positive)
+    #: The slowest a request body may arrive, in bytes a second averaged
+    #: over the time spent waiting for it, once ``min_body_rate_grace``
+    #: seconds have passed (0: no minimum). A client below it gets 408.
+    min_body_rate: float = attrs.field(default=240.0, validator=_non_negative)
+    min_body_rate_grace: float = attrs.field(default=5.0, validator=_non_negative)
+    #: The longest a whole request body may take to arrive (None: no bound
+    #: but the two above).
+    body_deadline: float | None = attrs.field(default=None, validator=_positive_or_none)
     write_timeout: float = attrs.field(default=30.0, validator=_positive)
     keep_alive_timeout: float = attrs.field(default=5.0, validator=_positive)
 
-    max_connections: int = attrs.field(default=1000, validator=_positive)
+    #: Connections served at once; more wait in the listen backlog. An idle
+    #: keep-alive connection costs about 12 KiB: 10,000 cost about 120 MiB.
+    #: Sized so that slow-client attacks that the timeouts and the minimum
+    #: body rate cut short cannot fill it (see docs/server.md).
+    max_connections: int = attrs.field(default=10_000, validator=_positive)
     max_requests_per_connection: int = attrs.field(default=1000, validator=_positive)
     #: At most this many requests in flight in this process (across all
     #: connections); more are answered 503 with ``Retry-After`` at once,

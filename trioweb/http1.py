@@ -126,7 +126,9 @@ class Exchange:
 
     __slots__ = (
         "_body_done",
+        "_body_start",
         "_body_started",
+        "_body_waited",
         "_callbacks",
         "_conn",
         "_framing",
@@ -200,6 +202,8 @@ class Exchange:
         self._remaining = -1
         self._received = 0
         self._body_started = False
+        self._body_start = 0.0  # when the body was first read
+        self._body_waited = 0.0  # seconds spent waiting for body bytes
         self._body_done = not self.has_body
         self._callbacks: list[Callable[[], object]] | None = None
         #: True once the server began a graceful shutdown (see on_shutdown).
@@ -297,7 +301,9 @@ class Exchange:
         Raises :exc:`HTTPInputError` with 413 when the body is larger than
         :attr:`max_body_size` (before reading anything when Content-Length
         says so, else as soon as the chunks add up past it), 408 when no body
-        bytes arrive within the body timeout, and 400 for broken chunked
+        bytes arrive within the body timeout or the body arrives slower than
+        the server's minimum rate (see :meth:`_body_wait_deadline`), and 400
+        (or 413) for broken chunked
         framing; the connection is closed after the error response. Raises
         :exc:`StreamClosedError` if the peer closes mid-body.
 
@@ -309,6 +315,7 @@ class Exchange:
         conn = self._conn
         if not self._body_started:
             self._body_started = True
+            self._body_start = trio.current_time()
             length = self.content_length
             if length is not None and length > self.max_body_size:
                 conn.must_close = True
@@ -324,7 +331,9 @@ class Exchange:
                 await conn.send_bytes(_CONTINUE, self)
         if self.disconnected:
             raise StreamClosedError()
-        with trio.move_on_after(conn.config.body_timeout) as scope:
+        now = trio.current_time()
+        deadline, why = self._body_wait_deadline(now)
+        with trio.CancelScope(deadline=deadline) as scope:
             try:
                 event = await conn.next_event()
             except ProtocolError as exc:
@@ -335,11 +344,10 @@ class Exchange:
                 raise HTTPInputError(
                     exc.status, "bad request body: %s", exc.detail
                 ) from exc
+        self._body_waited += trio.current_time() - now
         if scope.cancelled_caught:
             conn.must_close = True
-            raise HTTPInputError(
-                408, "no body bytes for %.1f s", conn.config.body_timeout
-            )
+            raise HTTPInputError(408, "%s", why)
         if type(event) is bytes:
             self._received += len(event)
             if self._received > self.max_body_size:
@@ -351,6 +359,35 @@ class Exchange:
         # END (trailers are accepted and ignored).
         self._body_done = True
         return b""
+
+    def _body_wait_deadline(self, now: float) -> tuple[float, str]:
+        """When the wait for more body bytes that starts ``now`` must end,
+        and what the 408 then says.
+
+        Three bounds, the earliest wins: ``body_timeout`` for this wait;
+        ``min_body_rate`` (Kestrel's rule: after ``min_body_rate_grace``
+        seconds, the body must have arrived at that many bytes a second on
+        average, counting only the time spent waiting for it, so a slow
+        application does not count against its client); ``body_deadline``
+        for the whole body. Without the rate, a client dripping a byte every
+        few seconds holds a connection slot for as long as it likes.
+        """
+        config = self._conn.config
+        deadline = now + config.body_timeout
+        why = f"no body bytes for {config.body_timeout:g} s"
+        rate = config.min_body_rate
+        if rate:
+            grace = config.min_body_rate_grace
+            by = now + max(grace, self._received / rate) - self._body_waited
+            if by < deadline:
+                deadline = by
+                why = f"request body slower than {rate:g} bytes/s"
+        if config.body_deadline is not None:
+            by = self._body_start + config.body_deadline
+            if by < deadline:
+                deadline = by
+                why = f"request body not complete in {config.body_deadline:g} s"
+        return deadline, why
 
     async def read_body(self) -> bytes:
         """Read and return the whole request body (see :meth:`receive_body`)."""

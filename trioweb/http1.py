@@ -16,7 +16,9 @@ Two tasks serve a connection, both in the connection's own nursery
   while a handler runs, it notices at once when the peer closes or resets the
   connection, and fires the active exchange's disconnect signal. When the
   buffer is full (a client pipelining faster than we answer) it stops reading
-  until the buffer drains: memory stays bounded.
+  until the buffer drains: memory stays bounded. It still watches for the
+  peer hanging up then, through the kernel (:mod:`trioweb._hangup`; Linux
+  sockets), since the FIN is queued behind bytes it will not read yet.
 * the **main task** feeds the buffer to the request parser
   (:mod:`trioweb.parsers`), enforces the limits, runs the application for
   each request, one at a time and in order (pipelining), and writes the
@@ -38,6 +40,7 @@ from typing import Protocol
 import trio
 
 from . import writer
+from ._hangup import wait_for_hangup
 from .config import ServerConfig
 from .errors import HTTPError, HTTPInputError, StreamClosedError
 from .httputil import http_date, reason_phrase
@@ -506,6 +509,7 @@ class HTTP1Connection:
         "_closing",
         "_data_lot",
         "_eof_fed",
+        "_hung_up",
         "_phase",
         "_rbuf",
         "_requests",
@@ -551,7 +555,10 @@ class HTTP1Connection:
         self._eof_fed = False
         self._data_lot = trio.lowlevel.ParkingLot()
         # Made only while the reader waits for the read-ahead to drain.
-        self._space: trio.Event | None = None
+        self._space: trio.CancelScope | None = None
+        # The peer hung up, seen while unread bytes were still before the
+        # FIN (the reader will read them, and the EOF, in time).
+        self._hung_up = False
         self._active: Exchange | None = None
         # One long-lived cancel scope times the waits between requests: its
         # deadline moves (keep-alive idle, then the header timeout) instead
@@ -601,9 +608,9 @@ class HTTP1Connection:
         stream = self.stream
         rbuf = self._rbuf
         while True:
-            while len(rbuf) >= READ_AHEAD_LIMIT:
-                self._space = trio.Event()
-                await self._space.wait()
+            if len(rbuf) >= READ_AHEAD_LIMIT:
+                await self._wait_for_space()
+                continue
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except _STREAM_ERRORS:
@@ -616,6 +623,23 @@ class HTTP1Connection:
                 return
             rbuf += data
             self._data_lot.unpark_all()
+
+    async def _wait_for_space(self) -> None:
+        """Wait until the main task takes the buffered bytes (:meth:`_feed`).
+
+        Meanwhile the bytes the client sends stay in the kernel (bounded
+        backpressure), and a FIN behind them cannot be read. It can still
+        be seen (:mod:`trioweb._hangup`): a client that pipelined past the
+        read-ahead limit and left is a disconnect like any other.
+        """
+        with trio.CancelScope() as self._space:
+            if not self._hung_up:
+                await wait_for_hangup(self.stream)
+                self._hung_up = True
+                if self._active is not None:
+                    self._active._mark_disconnected()
+            await trio.sleep_forever()
+        self._space = None
 
     async def next_event(self) -> Event:
         """The next request event, waiting for bytes as needed (no deadline
@@ -639,7 +663,7 @@ class HTTP1Connection:
             data = bytes(self._rbuf)
             self._rbuf.clear()
             if self._space is not None:
-                self._space.set()
+                self._space.cancel()
                 self._space = None
             self.parser.feed(data)
         elif self.peer_closed and not self._eof_fed:
@@ -904,6 +928,10 @@ class HTTP1Connection:
         return bool(self.parser.buffered().strip() or self._rbuf.strip())
 
     async def _run_app(self, exchange: Exchange) -> None:
+        if self._hung_up:
+            # A request read from the buffer after the peer was seen to
+            # leave: nobody is waiting for its answer.
+            exchange._mark_disconnected()
         try:
             await self.app.handle_exchange(exchange)
         except StreamClosedError:

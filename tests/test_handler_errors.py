@@ -678,3 +678,22 @@ async def test_a_method_that_returns_a_value_is_a_500(
     [record] = error_records(caplog)
     assert isinstance(record.exc_info[1], TypeError)  # type: ignore[index]
     assert "H.get() returned {'a': 1}" in str(record.exc_info[1])  # type: ignore[index]
+
+
+async def test_body_short_of_its_content_length_at_finish_after_flush_aborts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trioweb.access")
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            self.set_header("Content-Length", 10)
+            self.write("12345")
+            await self.flush()
+            await self.finish()
+
+    data = await _get_raw(Application([("/", H)]))
+    assert data.endswith(b"\r\n\r\n12345")
+    [record] = error_records(caplog)
+    assert "short" in str(record.exc_info[1])  # type: ignore[index]
+    assert access_statuses(caplog) == ["444"]

@@ -570,7 +570,7 @@ class RequestHandler:
             return
         exc_info: ExcInfo = (type(exc), exc, exc.__traceback__)
         self.log_exception(*exc_info)
-        if self._finished:
+        if self._exchange.finished:
             return
         if not self._headers_written:
             status = exc.status_code if isinstance(exc, HTTPError) else 500

@@ -376,7 +376,7 @@ def _names(head: bytes) -> list[bytes]:
     [
         pytest.param(
             b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n",
-            {b"Server", b"Content-Type", b"Date", b"Content-Length", b"Etag"},
+            {b"Server", b"Content-Type", b"Date", b"Content-Length", b"ETag"},
             id="handler",
         ),
         pytest.param(
@@ -391,7 +391,7 @@ def _names(head: bytes) -> list[bytes]:
                 b"Content-Type",
                 b"Date",
                 b"Content-Length",
-                b"Etag",
+                b"ETag",
                 b"Connection",
             },
             id="close",

@@ -354,7 +354,7 @@ class RequestHandler:
     async def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> None:
         """Complete the response; return when its last byte has been sent.
 
-        Computes ``Etag`` (and answers 304 when the client's copy matches)
+        Computes ``ETag`` (and answers 304 when the client's copy matches)
         and ``Content-Length`` when the whole body is known. Calling it twice
         raises :exc:`RuntimeError`; so does writing after it. Raises
         :exc:`~trioweb.StreamClosedError` if the client is gone.
@@ -368,7 +368,7 @@ class RequestHandler:
             if (
                 status == 200
                 and self.request.method in ("GET", "HEAD")
-                and "Etag" not in self._headers
+                and "ETag" not in self._headers
             ):
                 self.set_etag_header()
                 if self.check_etag_header():
@@ -433,21 +433,21 @@ class RequestHandler:
     # -- ETags ----------------------------------------------------------------
 
     def compute_etag(self) -> str | None:
-        """The Etag for the buffered body; return None to send no Etag."""
+        """The ETag for the buffered body; return None to send no ETag."""
         hasher = hashlib.sha1()
         for part in self._write_buffer:
             hasher.update(part)
         return f'"{hasher.hexdigest()}"'
 
     def set_etag_header(self) -> None:
-        """Set ``Etag`` from :meth:`compute_etag` (unless it returns None)."""
+        """Set ``ETag`` from :meth:`compute_etag` (unless it returns None)."""
         etag = self.compute_etag()
         if etag is not None:
-            self.set_header("Etag", etag)
+            self.set_header("ETag", etag)
 
     def check_etag_header(self) -> bool:
-        """Whether the request's ``If-None-Match`` matches our ``Etag``."""
-        etag = self._headers.get("Etag")
+        """Whether the request's ``If-None-Match`` matches our ``ETag``."""
+        etag = self._headers.get("ETag")
         if_none_match = self.request.headers.get("If-None-Match")
         if not etag or not if_none_match:
             return False

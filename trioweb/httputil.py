@@ -158,12 +158,36 @@ _normalized_names: dict[str, str] = {}
 _normalized_raw_names: dict[bytes, str] = {}
 
 
+# Names whose conventional spelling (the RFCs') is not Http-Header-Case. The
+# form stored is the form sent: a response carries ``ETag``, not ``Etag``.
+_CONVENTIONAL_NAMES = {
+    name.lower(): name
+    for name in (
+        "ETag",
+        "WWW-Authenticate",
+        "TE",
+        "DNT",
+        "Content-MD5",
+        "X-XSS-Protection",
+        "Sec-WebSocket-Accept",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Version",
+    )
+}
+
+
 def _normalize_name(name: str) -> str:
     """Map a header name to ``Http-Header-Case`` (``coNtent-TYPE`` ->
-    ``Content-Type``), the form :class:`HTTPHeaders` stores and shows."""
+    ``Content-Type``), the form :class:`HTTPHeaders` stores and shows; the
+    few names spelled otherwise by convention keep that spelling
+    (``etag`` -> ``ETag``)."""
     normalized = _normalized_names.get(name)
     if normalized is None:
-        normalized = "-".join([part.capitalize() for part in name.split("-")])
+        normalized = _CONVENTIONAL_NAMES.get(name.lower()) or "-".join(
+            [part.capitalize() for part in name.split("-")]
+        )
         if len(_normalized_names) < _NAME_CACHE_LIMIT:
             _normalized_names[name] = normalized
     return normalized

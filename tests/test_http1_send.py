@@ -485,3 +485,23 @@ async def test_a_body_over_the_limit_is_413_content_too_large() -> None:
         )
         data = await raw.receive_available()
     assert data.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+
+
+async def test_exchange_abort_closes_mid_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trioweb.access")
+
+    class App:
+        async def handle_exchange(self, exchange: Exchange) -> None:
+            await exchange.send_response(200, [], b"part", end=False)
+            exchange.abort()
+            with pytest.raises(StreamClosedError):
+                await exchange.send_body(b"more", end=True)
+
+    async with TestClient(App()) as client:
+        raw = await client.raw()
+        await raw.send(REQUEST)
+        data = await raw.receive_until_closed()
+    assert data.endswith(b"\r\n\r\n4\r\npart\r\n")
+    assert access_statuses(caplog) == [444]

@@ -438,9 +438,10 @@ class Exchange:
         disconnect seen during this send cancels nothing if the send then
         succeeds, and fires the callbacks only if it fails.
         """
-        if not data:
+        if not data and not self._conn._send_lock.locked():
             self.finished = True
             return
+        # (Empty data behind another task's send: complete once that is.)
         self._ending = True
         try:
             await self._conn.send_bytes(data, self)

@@ -60,9 +60,14 @@ async def wait_for_hangup(stream: trio.abc.Stream) -> None:
         await trio.sleep_forever()
         return
     with select.epoll() as watcher:
-        # Level-triggered and without EPOLLIN: the set is ready only once
-        # the peer hung up, and stays ready after.
-        watcher.register(sock.fileno(), _EPOLL_HANGUP)
+        try:
+            # Level-triggered and without EPOLLIN: the set is ready only
+            # once the peer hung up, and stays ready after.
+            watcher.register(sock.fileno(), _EPOLL_HANGUP)
+        except OSError:
+            # A socket closed under us, or one epoll refuses: no watch, as
+            # on a system without epoll (the reader sees the close later).
+            await trio.sleep_forever()
         while True:
             await trio.lowlevel.wait_readable(watcher.fileno())
             if watcher.poll(0):

@@ -404,9 +404,30 @@ async def test_group_of_several_errors_is_500_with_one_record(
 # -- errors once the head is out ----------------------------------------------------
 
 
-async def test_exception_after_flush_ends_the_response_without_a_page(
+def access_statuses(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage().split('" ')[1].split()[0]
+        for r in caplog.records
+        if r.name == "trioweb.access"
+    ]
+
+
+async def _get_raw(app: Application) -> bytes:
+    async with TestClient(app) as client:
+        conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        with trio.fail_after(1):
+            return await conn.receive_until_closed()
+
+
+async def test_exception_after_flush_aborts_the_connection(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Ending the chunked body with its last chunk would make a truncated
+    # response look complete (a cache would keep it): the connection is
+    # closed mid-body instead.
+    caplog.set_level(logging.INFO, logger="trioweb.access")
+
     class H(RequestHandler):
         async def get(self) -> None:
             self.write("streamed part")
@@ -414,20 +435,19 @@ async def test_exception_after_flush_ends_the_response_without_a_page(
             self.write(" and more")
             raise ValueError("mid-stream")
 
-    async with TestClient(Application([("/", H)])) as client:
-        r = await client.get("/")
-        assert r.status == 200
-        assert r.headers["Transfer-Encoding"] == "chunked"
-        assert r.body == b"streamed part and more"
-        assert b"<html>" not in r.body
-        [record] = error_records(caplog)
-        assert record.exc_info is not None
-        assert isinstance(record.exc_info[1], ValueError)
-        # The connection is still usable.
-        assert (await client.get("/nowhere")).status == 404
+    data = await _get_raw(Application([("/", H)]))
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Transfer-Encoding: chunked\r\n" in data
+    assert data.endswith(b"\r\n\r\nd\r\nstreamed part\r\n")
+    assert b"0\r\n\r\n" not in data
+    assert b"<html>" not in data
+    [record] = error_records(caplog)
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ValueError)
+    assert access_statuses(caplog) == ["444"]
 
 
-async def test_http_error_after_flush_is_logged_without_a_page(
+async def test_http_error_after_flush_aborts_the_connection(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class H(RequestHandler):
@@ -436,11 +456,30 @@ async def test_http_error_after_flush_is_logged_without_a_page(
             await self.flush()
             raise HTTPError(403, "too late for %s", "a page")
 
-    r = await fetch(H)
-    assert (r.status, r.body) == (200, b"begun")
+    data = await _get_raw(Application([("/", H)]))
+    assert data.endswith(b"\r\n\r\n5\r\nbegun\r\n")
     [record] = error_records(caplog)
     assert record.levelno == logging.WARNING
     assert "too late for a page" in record.getMessage()
+
+
+async def test_on_finish_runs_after_a_mid_stream_failure() -> None:
+    finished: list[bool] = []
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            await self.flush()
+            raise ValueError("mid-stream")
+
+        def on_finish(self) -> None:
+            finished.append(True)
+
+    async with TestClient(Application([("/", H)])) as client:
+        conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await conn.receive_until_closed()
+        await conn.server_done.wait()
+    assert finished == [True]
 
 
 async def test_exception_after_flush_with_content_length_closes_the_connection(
@@ -557,7 +596,7 @@ async def test_handler_max_body_size_smaller_is_413_before_reading() -> None:
         assert (r.status, r.text) == (200, "10")
         r = await client.post("/small", body=b"x" * 11)
         assert r.status == 413
-        assert r.text == page(413, "Request Entity Too Large")
+        assert r.text == page(413, "Content Too Large")
         assert r.headers["Connection"] == "close"
     assert calls == ["prepare"]  # not for the refused request
 
@@ -639,3 +678,22 @@ async def test_a_method_that_returns_a_value_is_a_500(
     [record] = error_records(caplog)
     assert isinstance(record.exc_info[1], TypeError)  # type: ignore[index]
     assert "H.get() returned {'a': 1}" in str(record.exc_info[1])  # type: ignore[index]
+
+
+async def test_body_short_of_its_content_length_at_finish_after_flush_aborts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trioweb.access")
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            self.set_header("Content-Length", 10)
+            self.write("12345")
+            await self.flush()
+            await self.finish()
+
+    data = await _get_raw(Application([("/", H)]))
+    assert data.endswith(b"\r\n\r\n12345")
+    [record] = error_records(caplog)
+    assert "short" in str(record.exc_info[1])  # type: ignore[index]
+    assert access_statuses(caplog) == ["444"]

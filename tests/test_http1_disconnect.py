@@ -4,6 +4,7 @@ log, and the write timeout for a client that stops reading."""
 from __future__ import annotations
 
 import logging
+import select
 
 import pytest
 import trio
@@ -12,7 +13,7 @@ from helpers import content_length
 
 from trioweb.config import ServerConfig
 from trioweb.errors import StreamClosedError
-from trioweb.http1 import Exchange
+from trioweb.http1 import READ_AHEAD_LIMIT, Exchange, ExchangeApp, HTTP1Connection
 from trioweb.testing import RawConnection, TestClient
 
 REQUEST = b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -447,3 +448,84 @@ async def test_shutdown_lets_the_request_in_progress_finish_with_close(
         assert r.headers["Connection"] == "close"
         assert await raw.receive_until_closed() == b""
         assert trio.current_time() == 3
+
+
+# -- a full read-ahead buffer ---------------------------------------------------
+
+needs_epoll = pytest.mark.skipif(
+    not hasattr(select, "EPOLLRDHUP"), reason="the hang-up watch needs Linux epoll"
+)
+PADDED = b"GET /wait HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 1000 + b"\r\n\r\n"
+# Past the read-ahead limit, and past what the reader may take in one read.
+FLOOD = PADDED * ((2 * READ_AHEAD_LIMIT + 16384) // len(PADDED) + 1)
+
+
+async def _tcp_connection(
+    app: ExchangeApp,
+) -> tuple[trio.SocketStream, HTTP1Connection]:
+    """A client socket, and the engine's connection for its server side."""
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    server_stream = await listener.accept()
+    await listener.aclose()
+    return client, HTTP1Connection(server_stream, app, ServerConfig())
+
+
+async def _wait_reader_stopped(conn: HTTP1Connection) -> None:
+    # The kernel, not a task, decides when the bytes arrive: nothing to wait
+    # on but the engine's state.
+    while conn._space is None:  # noqa: ASYNC110
+        await trio.sleep(0.001)
+    await trio.sleep(0.02)
+    assert len(conn._rbuf) >= READ_AHEAD_LIMIT
+    assert conn._space is not None and not conn.peer_closed
+
+
+@needs_epoll
+async def test_client_leaving_after_pipelining_past_the_read_ahead_limit() -> None:
+    """Over a real socket: the FIN waits in the kernel behind pipelined bytes
+    the engine does not read yet (its buffer is full); it is noticed anyway."""
+    app = Hanger()
+    client, conn = await _tcp_connection(app)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.run)
+            await client.send_all(PADDED)
+            await app.started.wait()
+            await client.send_all(FLOOD)
+            await _wait_reader_stopped(conn)
+            await client.aclose()
+    assert app.cancelled_at is not None
+    assert app.exchanges[0].disconnected
+    assert len(app.exchanges) == 1, "no request after the hang-up is served"
+
+
+@needs_epoll
+async def test_a_full_buffer_is_not_mistaken_for_a_hang_up() -> None:
+    gate = trio.Event()
+    served = 0
+
+    class Gated:
+        async def handle_exchange(self, exchange: Exchange) -> None:
+            nonlocal served
+            with trio.CancelScope() as scope:
+                exchange.on_disconnect(scope.cancel)
+                await gate.wait()
+            assert not scope.cancelled_caught
+            served += 1
+            await exchange.send_response(200, [content_length(b"")])
+
+    client, conn = await _tcp_connection(Gated())
+    count = 1 + FLOOD.count(b"GET")
+    raw = RawConnection(client, trio.Event())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.run)
+            await client.send_all(PADDED + FLOOD)
+            await _wait_reader_stopped(conn)
+            gate.set()
+            for _ in range(count):
+                assert (await raw.read_response()).status == 200
+            await client.aclose()
+    assert served == count

@@ -108,6 +108,14 @@ def test_headers_case_insensitive_and_normalized() -> None:
     assert headers.get("x-missing", "d") == "d"
 
 
+def test_headers_keep_conventional_spellings() -> None:
+    headers = HTTPHeaders({"etag": '"x"', "www-authenticate": "Basic"})
+    headers.add("SEC-WEBSOCKET-ACCEPT", "k")
+    assert list(headers) == ["ETag", "WWW-Authenticate", "Sec-WebSocket-Accept"]
+    assert headers["Etag"] == '"x"'
+    assert list(HTTPHeaders.from_raw([(b"etag", b'"y"')])) == ["ETag"]
+
+
 def test_headers_multiple_values() -> None:
     headers = HTTPHeaders()
     headers.add("Set-Cookie", "a=1")
@@ -350,6 +358,11 @@ def test_reason_phrase() -> None:
     assert reason_phrase(200) == "OK"
     assert reason_phrase(404) == "Not Found"
     assert reason_phrase(418) == "I'm a Teapot"
+    # RFC 9110's names, where Python's table has RFC 7231's or older ones.
+    assert reason_phrase(413) == "Content Too Large"
+    assert reason_phrase(416) == "Range Not Satisfiable"
+    assert reason_phrase(422) == "Unprocessable Content"
+    assert reason_phrase(429) == "Too Many Requests"
     assert reason_phrase(599) == "Unknown"
     assert reason_phrase(299) == "Unknown"
 

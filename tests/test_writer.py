@@ -14,6 +14,7 @@ def _head(
     head_request: bool = False,
     http11: bool = True,
     close: bool = False,
+    date: bytes | None = None,
 ) -> tuple[bytes, int, int, bool]:
     return encode_head(
         status,
@@ -22,6 +23,7 @@ def _head(
         head_request=head_request,
         http11=http11,
         close=close,
+        date=date,
     )
 
 
@@ -34,11 +36,11 @@ def test_content_length_frames_by_length() -> None:
 def test_unknown_length_is_chunked_on_http11_and_close_delimited_on_http10() -> None:
     head, framing, _, close = _head()
     assert framing == CHUNKED and not close
-    assert b"transfer-encoding: chunked\r\n" in head
+    assert b"Transfer-Encoding: chunked\r\n" in head
     head, framing, _, close = _head(http11=False)
     assert framing == CLOSE_DELIMITED and close
     assert b"transfer-encoding" not in head.lower()
-    assert head.endswith(b"connection: close\r\n\r\n")
+    assert head.endswith(b"Connection: close\r\n\r\n")
 
 
 def test_head_keeps_content_length_but_sends_no_body() -> None:
@@ -85,6 +87,12 @@ def test_chunked_requested_with_length_drops_the_length() -> None:
         ([(b"Transfer-Encoding", b"gzip")], b"OK"),
         ([(b"Content-Length", b"-1")], b"OK"),
         ([(b"Content-Length", b"abc")], b"OK"),
+        # int() takes these; a Content-Length is plain ASCII digits only.
+        ([(b"Content-Length", b"+10")], b"OK"),
+        ([(b"Content-Length", b"1_0")], b"OK"),
+        ([(b"Content-Length", b" 10")], b"OK"),
+        ([(b"Content-Length", b"\xd9\xa1")], b"OK"),
+        ([(b"Content-Length", b"9" * 5000)], b"OK"),
     ],
 )
 def test_invalid_heads_raise_before_anything_is_written(
@@ -103,3 +111,26 @@ def test_chunk_encoding() -> None:
     assert writer.chunk(b"") == b""
     assert writer.chunk(b"x" * 26) == b"1a\r\n" + b"x" * 26 + b"\r\n"
     assert writer.LAST_CHUNK == b"0\r\n\r\n"
+
+
+def test_added_headers_have_conventional_names() -> None:
+    head, _, _, _ = _head(close=True, date=b"Wed, 02 Dec 2026 08:00:00 GMT")
+    lines = head.split(b"\r\n")[1:-2]
+    assert lines == [
+        b"Date: Wed, 02 Dec 2026 08:00:00 GMT",
+        b"Transfer-Encoding: chunked",
+        b"Connection: close",
+    ]
+    head, _, _, _ = _head(head_request=True)
+    assert b"Transfer-Encoding: chunked\r\n" in head
+
+
+@pytest.mark.parametrize("name", [b"Date", b"date", b"DATE"])
+def test_the_applications_date_replaces_the_servers(name: bytes) -> None:
+    mine = b"Thu, 01 Jan 2026 00:00:00 GMT"
+    head, _, _, _ = _head(
+        headers=[(name, mine), (b"Content-Length", b"0")],
+        date=b"Wed, 02 Dec 2026 08:00:00 GMT",
+    )
+    assert head.lower().count(b"date:") == 1
+    assert name + b": " + mine + b"\r\n" in head

@@ -74,10 +74,10 @@ class HTTPError(Exception):
     def __str__(self) -> str:
         # Imported here so this module stays free of intra-package imports at
         # import time (httputil is pure, but errors must load first).
-        from http.client import responses
+        from .httputil import reason_phrase
 
         message = f"HTTP {self.status_code}: " + (
-            self.reason or responses.get(self.status_code, "Unknown")
+            self.reason or reason_phrase(self.status_code)
         )
         if self.log_message:
             text = self.log_message % self.args if self.args else self.log_message

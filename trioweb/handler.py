@@ -208,7 +208,6 @@ class RequestHandler:
         self.application = application
         self.request = request
         self._exchange = exchange
-        self._headers_written = False
         self._finished = False
         self._prepared = False
         self._new_cookie: dict[str, str] = {}
@@ -268,6 +267,14 @@ class RequestHandler:
     def client_disconnected(self) -> bool:
         """True once the client has closed or reset the connection."""
         return self._exchange.disconnected
+
+    @property
+    def _headers_written(self) -> bool:
+        # The engine's own flag: it turns true when the head is handed to
+        # the connection, before the send's await, so a second task of the
+        # handler's nursery flushing meanwhile sends body, not a second head
+        # (the connection serializes the two sends).
+        return self._exchange.head_sent
 
     # -- status and headers ---------------------------------------------------
 
@@ -397,6 +404,11 @@ class RequestHandler:
         flush the status and headers are fixed, and the body is sent chunked
         (HTTP/1.1) or until the connection closes (HTTP/1.0). Raises
         :exc:`~trioweb.StreamClosedError` if the client is gone.
+
+        Tasks of the handler's own nursery may write and flush at once: the
+        sends are serialized, each flush's bytes going out whole, in the
+        order the flushes were called. Under HEAD the first flush completes
+        the response (see the handlers guide).
         """
         chunk = b"".join(self._write_buffer)
         self._write_buffer = []
@@ -406,24 +418,21 @@ class RequestHandler:
             await self._exchange.send_body(chunk)
 
     async def _send_head(self, status: int, body: bytes, *, end: bool) -> None:
-        try:
-            await self._exchange.send_response(
-                status,
-                self._head_for_wire(),
-                body,
-                reason=self._reason.encode("latin-1"),
-                end=end,
-            )
-        finally:
-            # Written once the engine took the head, even if the peer is
-            # gone. A head it refused (ValueError: an invalid status, say)
-            # was not sent, so an error page can still be.
-            self._headers_written = self._exchange.head_sent
+        # A head the engine refuses (ValueError: an invalid status, say;
+        # FramingError: a body that does not match its Content-Length) is
+        # not sent, so an error page can still be.
+        await self._exchange.send_response(
+            status,
+            self._head_for_wire(),
+            body,
+            reason=self._reason.encode("latin-1"),
+            end=end,
+        )
 
     async def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> None:
         """Complete the response; return when its last byte has been sent.
 
-        Computes ``Etag`` (and answers 304 when the client's copy matches)
+        Computes ``ETag`` (and answers 304 when the client's copy matches)
         and ``Content-Length`` when the whole body is known. Calling it twice
         raises :exc:`RuntimeError`; so does writing after it. Raises
         :exc:`~trioweb.StreamClosedError` if the client is gone.
@@ -437,7 +446,7 @@ class RequestHandler:
             if (
                 status == 200
                 and self.request.method in ("GET", "HEAD")
-                and "Etag" not in self._headers
+                and "ETag" not in self._headers
             ):
                 self.set_etag_header()
                 if self.check_etag_header():
@@ -458,8 +467,9 @@ class RequestHandler:
             self._finished = True
             try:
                 await self._send_head(status, b"".join(self._write_buffer), end=True)
-            except ValueError:
-                self._finished = False
+            except Exception:
+                if not self._headers_written:
+                    self._finished = False
                 raise
         else:
             self._finished = True
@@ -515,21 +525,21 @@ class RequestHandler:
     # -- ETags ----------------------------------------------------------------
 
     def compute_etag(self) -> str | None:
-        """The Etag for the buffered body; return None to send no Etag."""
+        """The ETag for the buffered body; return None to send no ETag."""
         hasher = hashlib.sha1()
         for part in self._write_buffer:
             hasher.update(part)
         return f'"{hasher.hexdigest()}"'
 
     def set_etag_header(self) -> None:
-        """Set ``Etag`` from :meth:`compute_etag` (unless it returns None)."""
+        """Set ``ETag`` from :meth:`compute_etag` (unless it returns None)."""
         etag = self.compute_etag()
         if etag is not None:
-            self.set_header("Etag", etag)
+            self.set_header("ETag", etag)
 
     def check_etag_header(self) -> bool:
-        """Whether the request's ``If-None-Match`` matches our ``Etag``."""
-        etag = self._headers.get("Etag")
+        """Whether the request's ``If-None-Match`` matches our ``ETag``."""
+        etag = self._headers.get("ETag")
         if_none_match = self.request.headers.get("If-None-Match")
         if not etag or not if_none_match:
             return False
@@ -666,7 +676,7 @@ class RequestHandler:
             return
         exc_info: ExcInfo = (type(exc), exc, exc.__traceback__)
         self.log_exception(*exc_info)
-        if self._finished:
+        if self._exchange.finished:
             return
         if not self._headers_written:
             status = exc.status_code if isinstance(exc, HTTPError) else 500
@@ -674,12 +684,11 @@ class RequestHandler:
             with contextlib.suppress(StreamClosedError):
                 await self.send_error(status, exc_info=exc_info)
             return
-        # Too late for an error page: end the response as it is (the
-        # exception was logged just above, once). If even that fails -- the
-        # client is gone, or less body was sent than a Content-Length
-        # promised -- the engine closes the connection: the honest ending.
-        with contextlib.suppress(Exception):
-            await self.finish()
+        # Too late for an error page, and ending the body normally would
+        # make a truncated response look complete (a cache would keep it):
+        # the connection is closed mid-body instead, the access log says 444.
+        self._finished = True
+        self._exchange.abort()
 
     # -- input ----------------------------------------------------------------
 

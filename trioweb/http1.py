@@ -16,7 +16,9 @@ Two tasks serve a connection, both in the connection's own nursery
   while a handler runs, it notices at once when the peer closes or resets the
   connection, and fires the active exchange's disconnect signal. When the
   buffer is full (a client pipelining faster than we answer) it stops reading
-  until the buffer drains: memory stays bounded.
+  until the buffer drains: memory stays bounded. It still watches for the
+  peer hanging up then, through the kernel (:mod:`trioweb._hangup`; Linux
+  sockets), since the FIN is queued behind bytes it will not read yet.
 * the **main task** feeds the buffer to the request parser
   (:mod:`trioweb.parsers`), enforces the limits, runs the application for
   each request, one at a time and in order (pipelining), and writes the
@@ -38,6 +40,7 @@ from typing import Protocol
 import trio
 
 from . import writer
+from ._hangup import wait_for_hangup
 from .config import ServerConfig
 from .errors import HTTPError, HTTPInputError, StreamClosedError
 from .headrules import check_head
@@ -116,8 +119,11 @@ class Exchange:
     The disconnect signal: :attr:`disconnected` becomes true, and every
     callback given to :meth:`on_disconnect` is called once, the moment the
     peer closes or resets the connection while this exchange is active
-    and its response is not complete. The web layer passes its handler's
-    ``cancel_scope.cancel`` there.
+    and its response is not complete (its last byte not yet handed to the
+    stream). The web layer passes its handler's ``cancel_scope.cancel``
+    there. The callbacks are also called, without :attr:`disconnected`,
+    when a HEAD response is completed at its head while the application
+    meant to stream a body nobody will receive (see :meth:`send_response`).
 
     Also: :meth:`on_shutdown` (the server began a graceful shutdown),
     :meth:`abort` (end the connection with the response incomplete), and
@@ -131,7 +137,9 @@ class Exchange:
         "_body_waited",
         "_callbacks",
         "_conn",
+        "_ending",
         "_framing",
+        "_head_only",
         "_received",
         "_remaining",
         "_shutdown_callbacks",
@@ -212,19 +220,25 @@ class Exchange:
         #: A word for the access log, shown in brackets after the request's
         #: line: why it ended as it did (``timeout``, ``shed``).
         self.note: str | None = None
+        # The last bytes of the response are being sent (see _send_final).
+        self._ending = False
+        # A HEAD response ended at its head while the app meant to stream.
+        self._head_only = False
 
     # -- the disconnect signal ------------------------------------------------
 
     def on_disconnect(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` when the peer goes away during this exchange.
 
-        If the peer is already gone, it is called at once. Callbacks run
+        If the peer is already gone (and the response is not complete), it
+        is called at once. Callbacks run
         synchronously inside the connection's reader task, so they must be
         quick and must not raise: ``cancel_scope.cancel`` is the intended
         one.
         """
         if self.disconnected:
-            callback()
+            if not self.finished:
+                callback()
         elif self._callbacks is None:
             self._callbacks = [callback]
         else:
@@ -239,7 +253,12 @@ class Exchange:
             # request, so whatever the handler still does after finish()
             # (bookkeeping, on_finish) is not cancelled.
             self._callbacks = None
-            return
+        elif not self._ending:
+            self._fire_callbacks()
+        # else: the last bytes are being sent; _send_final decides, by
+        # whether they were handed to the stream, which of the two this is.
+
+    def _fire_callbacks(self) -> None:
         callbacks, self._callbacks = self._callbacks, None
         for callback in callbacks or ():
             try:
@@ -275,18 +294,6 @@ class Exchange:
                 callback()
             except Exception:
                 error_log.exception("shutdown callback %r raised", callback)
-
-    def abort(self) -> None:
-        """End the connection after this request without completing the response.
-
-        For a response that cannot be completed honestly (its handler was
-        cancelled halfway through the body): rather than end it with a
-        last chunk that would make a cut-short body look whole, the engine
-        closes the connection, and the client sees the truncation. The
-        access log says 444. Does nothing once the response is complete.
-        """
-        if not self.finished:
-            self._conn._abort_writes(None)
 
     # -- the request body -------------------------------------------------------
 
@@ -417,13 +424,22 @@ class Exchange:
         to it; without one an HTTP/1.1 response is sent chunked and an
         HTTP/1.0 response is delimited by closing the connection.
 
-        The engine adds ``Date`` and, when the connection must end,
-        ``Connection: close``. For HEAD requests and 1xx/204/304 responses
-        the body is dropped (the headers are kept, so HEAD can announce the
-        length GET would send). Header names must be tokens, and header
-        values and the reason phrase must not contain CR, LF, NUL or other
-        control characters: :exc:`ValueError` is raised before anything is
-        sent, so the caller can still answer 500.
+        The engine adds ``Date`` (unless ``headers`` hold one) and, when the
+        connection must end, ``Connection: close``. For HEAD requests and
+        1xx/204/304 responses the body is dropped (the headers are kept, so
+        HEAD can announce the length GET would send). A HEAD response is
+        complete once its head is sent, even with ``end=False``: the
+        :meth:`on_disconnect` callbacks are called then (the application's
+        work on a body nobody will receive is cancelled, as for a
+        disconnect, though the client is still there), and later
+        :meth:`send_body` calls send nothing.
+
+        Raises, before anything is sent (so the caller can still answer
+        500): :exc:`ValueError` for a header name that is not a token, a
+        header value or reason phrase with CR, LF, NUL or another control
+        character, or a ``Content-Length`` that is not plain digits;
+        :exc:`~trioweb.writer.FramingError` for a ``body`` longer than the
+        ``Content-Length`` (or, with ``end=True``, shorter).
         """
         if self.head_sent:
             raise RuntimeError("the response head was already sent")
@@ -438,45 +454,105 @@ class Exchange:
         head, framing, length, close = writer.encode_head(
             status,
             reason,
-            [*headers, (b"date", http_date())],
+            headers,
             head_request=self.method == "HEAD",
             http11=self.http_version == "1.1",
             close=close,
+            date=http_date(),
         )
         if self.disconnected:
             raise StreamClosedError()
+        self._framing = framing
+        self._remaining = length
+        try:
+            out = head + self._frame(body, end)
+        except writer.FramingError:
+            self._framing = writer.NO_BODY
+            raise
         self.head_sent = True
         self.expects_continue = False
         self.status = status
         self.close_after = close
-        self._framing = framing
-        self._remaining = length
-        await conn.send_bytes(head + self._frame(body, end), self)
+        if end:
+            await self._send_final(out)
+        elif framing == writer.NO_BODY and self.method == "HEAD":
+            self._head_only = True
+            await self._send_final(out)
+            # The client has all it will get; the application's work on
+            # the body is cancelled as for a disconnect (it is not one: the
+            # access log says 200 and the connection is kept).
+            self._fire_callbacks()
+        else:
+            await conn.send_bytes(out, self)
         if framing != writer.NO_BODY:
             self.bytes_sent += len(body)
-        # Set only once the bytes are handed over: a final write that failed
-        # or timed out did not finish the response, so the access log says
-        # 499 and the web layer sees a disconnect before the finish.
-        self.finished = end
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         """Send more of the response body; ``end=True`` completes it.
 
         Raises :exc:`~trioweb.writer.FramingError` if the body outgrows its
         ``Content-Length`` (or, with ``end=True``, falls short of it).
+        After a HEAD response's head it sends nothing (and is still a
+        checkpoint, so a streaming loop can be cancelled).
         """
         if not self.head_sent:
             raise RuntimeError("send_response() must be called first")
-        if self.finished:
+        if self._head_only:
+            await trio.lowlevel.checkpoint()
+            return
+        if self.finished or self._ending:
             raise RuntimeError("the response is already complete")
         if self.disconnected:
             raise StreamClosedError()
         out = self._frame(data, end)
-        if out:
+        if end:
+            await self._send_final(out)
+        elif out:
             await self._conn.send_bytes(out, self)
         if self._framing != writer.NO_BODY:
             self.bytes_sent += len(data)
-        self.finished = end  # after the send, as in send_response
+
+    async def _send_final(self, data: bytes) -> None:
+        """Send the last bytes of the response; it is then complete.
+
+        Complete means handed to the stream: ``send_all`` may yield after
+        the last byte went out, and a client that reads the response and
+        closes in that moment has not abandoned the request. So a
+        disconnect seen during this send cancels nothing if the send then
+        succeeds, and fires the callbacks only if it fails.
+        """
+        if not data and not self._conn._send_lock.locked():
+            self.finished = True
+            return
+        # (Empty data behind another task's send: complete once that is.)
+        self._ending = True
+        try:
+            await self._conn.send_bytes(data, self)
+        except BaseException:
+            self._ending = False
+            if self.disconnected:
+                self._fire_callbacks()
+            raise
+        self._ending = False
+        self.finished = True
+        if self.disconnected and not self._head_only:
+            # The client left after it had everything: nothing to cancel.
+            self._callbacks = None
+
+    def abort(self) -> None:
+        """End the connection without completing the response.
+
+        For an application that fails after the head went out: the rest of
+        the body cannot be sent and an error page can no longer be, and
+        ending the body normally would make a truncated response look
+        complete. The connection is closed without the terminating chunk
+        (or with a ``Content-Length`` body short), so the client and any
+        cache see a broken response; the access log says 444. Later sends
+        raise :exc:`StreamClosedError`. Does nothing once the response is
+        complete.
+        """
+        if not self.finished:
+            self._conn._abort_writes(None)
 
     def _frame(self, data: bytes, end: bool) -> bytes:
         framing = self._framing
@@ -517,9 +593,11 @@ class HTTP1Connection:
         "_closing",
         "_data_lot",
         "_eof_fed",
+        "_hung_up",
         "_phase",
         "_rbuf",
         "_requests",
+        "_send_lock",
         "_space",
         "_timer",
         "app",
@@ -557,10 +635,14 @@ class HTTP1Connection:
         self._closing = False
         self._broken = False
         self._rbuf = bytearray()
+        self._send_lock = trio.Lock()
         self._eof_fed = False
         self._data_lot = trio.lowlevel.ParkingLot()
         # Made only while the reader waits for the read-ahead to drain.
-        self._space: trio.Event | None = None
+        self._space: trio.CancelScope | None = None
+        # The peer hung up, seen while unread bytes were still before the
+        # FIN (the reader will read them, and the EOF, in time).
+        self._hung_up = False
         self._active: Exchange | None = None
         # One long-lived cancel scope times the waits between requests: its
         # deadline moves (keep-alive idle, then the header timeout) instead
@@ -611,9 +693,9 @@ class HTTP1Connection:
         stream = self.stream
         rbuf = self._rbuf
         while True:
-            while len(rbuf) >= READ_AHEAD_LIMIT:
-                self._space = trio.Event()
-                await self._space.wait()
+            if len(rbuf) >= READ_AHEAD_LIMIT:
+                await self._wait_for_space()
+                continue
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except _STREAM_ERRORS:
@@ -626,6 +708,23 @@ class HTTP1Connection:
                 return
             rbuf += data
             self._data_lot.unpark_all()
+
+    async def _wait_for_space(self) -> None:
+        """Wait until the main task takes the buffered bytes (:meth:`_feed`).
+
+        Meanwhile the bytes the client sends stay in the kernel (bounded
+        backpressure), and a FIN behind them cannot be read. It can still
+        be seen (:mod:`trioweb._hangup`): a client that pipelined past the
+        read-ahead limit and left is a disconnect like any other.
+        """
+        with trio.CancelScope() as self._space:
+            if not self._hung_up:
+                await wait_for_hangup(self.stream)
+                self._hung_up = True
+                if self._active is not None:
+                    self._active._mark_disconnected()
+            await trio.sleep_forever()
+        self._space = None
 
     async def next_event(self) -> Event:
         """The next request event, waiting for bytes as needed (no deadline
@@ -655,7 +754,7 @@ class HTTP1Connection:
             data = bytes(self._rbuf)
             self._rbuf.clear()
             if self._space is not None:
-                self._space.set()
+                self._space.cancel()
                 self._space = None
             self.parser.feed(data)
         elif self.peer_closed and not self._eof_fed:
@@ -670,7 +769,27 @@ class HTTP1Connection:
         On failure or timeout the connection is broken: nothing more can be
         sent, the exchange's disconnect signal fires, and the connection ends
         after the current request.
+
+        Sends are serialized: an application may send from several tasks
+        (a handler flushing from its own nursery, an adapter answering
+        ``100 Continue`` while another task sends), and each ``data`` goes
+        out whole, in the order the calls came. A trio stream allows one
+        ``send_all`` at a time.
         """
+        lock = self._send_lock
+        if lock.locked():
+            # FIFO: the framing of each piece was computed in call order.
+            # The holder's send has its own deadline, so this wait is bounded.
+            await lock.acquire()
+        else:
+            # Free, as it nearly always is: no checkpoint to pay for.
+            lock.acquire_nowait()
+        try:
+            await self._send_locked(data, exchange)
+        finally:
+            lock.release()
+
+    async def _send_locked(self, data: bytes, exchange: Exchange | None) -> None:
         if self._broken:
             raise StreamClosedError()
         failure: BaseException | None = None
@@ -876,6 +995,10 @@ class HTTP1Connection:
         return bool(self.parser.buffered().strip() or self._rbuf.strip())
 
     async def _run_app(self, exchange: Exchange) -> None:
+        if self._hung_up:
+            # A request read from the buffer after the peer was seen to
+            # leave: nobody is waiting for its answer.
+            exchange._mark_disconnected()
         try:
             await self.app.handle_exchange(exchange)
         except StreamClosedError:
@@ -922,8 +1045,8 @@ class HTTP1Connection:
             await exchange.send_response(
                 status,
                 [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
+                    (b"Content-Type", b"text/plain; charset=utf-8"),
+                    (b"Content-Length", str(len(body)).encode()),
                 ],
                 body,
             )
@@ -951,11 +1074,11 @@ class HTTP1Connection:
         head_bytes = (
             (
                 f"HTTP/1.1 {status} {reason}\r\n"
-                "content-type: text/plain; charset=utf-8\r\n"
-                f"content-length: {len(body)}\r\n"
-                "connection: close\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                "Connection: close\r\n"
             ).encode()
-            + b"date: "
+            + b"Date: "
             + http_date()
             + b"\r\n\r\n"
         )

@@ -158,12 +158,36 @@ _normalized_names: dict[str, str] = {}
 _normalized_raw_names: dict[bytes, str] = {}
 
 
+# Names whose conventional spelling (the RFCs') is not Http-Header-Case. The
+# form stored is the form sent: a response carries ``ETag``, not ``Etag``.
+_CONVENTIONAL_NAMES = {
+    name.lower(): name
+    for name in (
+        "ETag",
+        "WWW-Authenticate",
+        "TE",
+        "DNT",
+        "Content-MD5",
+        "X-XSS-Protection",
+        "Sec-WebSocket-Accept",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Version",
+    )
+}
+
+
 def _normalize_name(name: str) -> str:
     """Map a header name to ``Http-Header-Case`` (``coNtent-TYPE`` ->
-    ``Content-Type``), the form :class:`HTTPHeaders` stores and shows."""
+    ``Content-Type``), the form :class:`HTTPHeaders` stores and shows; the
+    few names spelled otherwise by convention keep that spelling
+    (``etag`` -> ``ETag``)."""
     normalized = _normalized_names.get(name)
     if normalized is None:
-        normalized = "-".join([part.capitalize() for part in name.split("-")])
+        normalized = _CONVENTIONAL_NAMES.get(name.lower()) or "-".join(
+            [part.capitalize() for part in name.split("-")]
+        )
         if len(_normalized_names) < _NAME_CACHE_LIMIT:
             _normalized_names[name] = normalized
     return normalized
@@ -410,10 +434,68 @@ def _is_ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+# RFC 9110 section 15 renamed a few phrases of RFC 7231 (413 "Payload Too
+# Large", 422 "Unprocessable Entity", ...) and Python's table lags behind
+# (3.11 still says "Request Entity Too Large"). The RFC's names win; codes
+# defined elsewhere (429, 431, 451, WebDAV's) keep their own RFCs' names,
+# which is what http.client has.
+_RFC9110_PHRASES = {
+    100: "Continue",
+    101: "Switching Protocols",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    203: "Non-Authoritative Information",
+    204: "No Content",
+    205: "Reset Content",
+    206: "Partial Content",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    305: "Use Proxy",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    417: "Expectation Failed",
+    421: "Misdirected Request",
+    422: "Unprocessable Content",
+    426: "Upgrade Required",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+_REASON_PHRASES = {**http.client.responses, **_RFC9110_PHRASES}
+
+
 def reason_phrase(code: int) -> str:
     """The standard reason phrase of a status code (``404`` -> ``"Not
-    Found"``), or ``"Unknown"`` for a code that has none."""
-    return http.client.responses.get(code, "Unknown")
+    Found"``), or ``"Unknown"`` for a code that has none.
+
+    The phrases are RFC 9110's (``413`` -> ``"Content Too Large"``); codes
+    it does not define (``429``, ``431``, WebDAV's) have their own RFCs'.
+    """
+    return _REASON_PHRASES.get(code, "Unknown")
 
 
 # --------------------------------------------------------------------------

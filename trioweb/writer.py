@@ -8,8 +8,14 @@ every parser backend shares one writer and one set of rules:
   gave one; otherwise chunked for HTTP/1.1 and close-delimited for HTTP/1.0;
 * the head is validated before a byte is written: the reason phrase and every
   header value must hold no CR, LF, NUL or other control character, and
-  names must be tokens (RFC 9110 5.1, 5.5). A bad head is the application's
-  bug: :exc:`ValueError`, never bytes on the wire.
+  names must be tokens (RFC 9110 5.1, 5.5); a ``Content-Length`` is plain
+  ASCII digits (RFC 9110 8.6: ``+10`` or ``1_0``, which ``int()`` would take,
+  are not lengths). A bad head is the application's bug: :exc:`ValueError`,
+  never bytes on the wire;
+* the headers the writer adds (``Date``, ``Transfer-Encoding``,
+  ``Connection``) are spelled the conventional way, as constants: HTTP names
+  are case-insensitive, but some clients and proxies still compare them
+  case-sensitively, and a constant costs nothing per response.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ CHUNKED = 2
 CLOSE_DELIMITED = 3
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+_CHUNKED_FIELD = b"Transfer-Encoding: chunked\r\n"
+_CLOSE_FIELD = b"Connection: close\r\n"
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 # A field value: visible characters, with spaces and tabs only inside.
@@ -58,6 +67,7 @@ def encode_head(
     head_request: bool,
     http11: bool,
     close: bool,
+    date: bytes | None = None,
 ) -> tuple[bytes, int, int, bool]:
     """Serialize a response head; return ``(head, framing, length, close)``.
 
@@ -68,7 +78,9 @@ def encode_head(
     ``Connection: close``. ``length`` is -1 unless the framing is
     :data:`LENGTH`. ``close`` comes back true when the connection must end
     after this response: asked for, said by the application's own
-    ``Connection: close``, or needed by a close-delimited body.
+    ``Connection: close``, or needed by a close-delimited body. ``date`` is
+    sent as the ``Date`` header unless ``headers`` hold one already (the
+    application's own wins: one ``Date`` per response).
 
     Raises :exc:`ValueError` for an invalid reason, name or value.
     """
@@ -83,12 +95,16 @@ def encode_head(
         lower = name.lower()
         if lower in _FRAMING_HEADERS:
             if lower == b"content-length":
+                # bytes.isdigit() is ASCII-only: no sign, no "_", no spaces.
+                if not value.isdigit():
+                    raise ValueError(
+                        f"invalid Content-Length {value!r}: it must be the "
+                        "body's length in plain decimal digits"
+                    )
                 try:
                     length = int(value)
-                except ValueError:
+                except ValueError:  # past Python's int() digit limit
                     raise ValueError(f"invalid Content-Length {value!r}") from None
-                if length < 0:
-                    raise ValueError(f"invalid Content-Length {value!r}")
             elif value.strip().lower() == b"chunked":
                 chunked_requested = True
                 continue  # re-added below when the framing is chunked
@@ -102,7 +118,11 @@ def encode_head(
                 continue  # added once below
             close = True
             continue
+        elif lower == b"date":
+            date = None
         fields.append(name + b": " + value + b"\r\n")
+    if date is not None:
+        fields.append(b"Date: " + date + b"\r\n")
     if status < 200 or status in (204, 304):
         framing = NO_BODY
         if status == 204 or status < 200:
@@ -113,7 +133,7 @@ def encode_head(
         # The headers are GET's (HEAD may announce the length), the body none.
         framing = NO_BODY
         if length < 0 and http11:
-            fields.append(b"transfer-encoding: chunked\r\n")
+            fields.append(_CHUNKED_FIELD)
         length = -1
     elif length >= 0 and not chunked_requested:
         framing = LENGTH
@@ -122,14 +142,14 @@ def encode_head(
         if length >= 0:
             fields = [f for f in fields if not f.lower().startswith(b"content-length:")]
             length = -1
-        fields.append(b"transfer-encoding: chunked\r\n")
+        fields.append(_CHUNKED_FIELD)
     else:
         framing = CLOSE_DELIMITED
         fields = [f for f in fields if not f.lower().startswith(b"content-length:")]
         length = -1
         close = True
     if close:
-        fields.append(b"connection: close\r\n")
+        fields.append(_CLOSE_FIELD)
     block = b"".join(fields)
     if _BLOCK.fullmatch(block) is None or block.count(b"\n") != len(fields):
         for name, value in headers:

@@ -838,7 +838,9 @@ class ErrorHandler(RequestHandler):
 class RedirectHandler(RequestHandler):
     """Redirects every GET to ``url`` (``{0}``-style path-argument templates).
 
-    ``(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})``.
+    ``(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})``. A target that
+    cannot be a ``Location`` (a path argument decoded to CR or LF, say) is
+    the client's doing: a 400, logged as one WARNING line.
     """
 
     def initialize(self, url: str = "/", permanent: bool = True, **kwargs: Any) -> None:
@@ -849,4 +851,7 @@ class RedirectHandler(RequestHandler):
         to_url = self._url.format(*args, **kwargs)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
+        # As redirect() will encode it: only what is left unsendable is bad.
+        if not is_valid_header_value(_NON_ASCII.sub(_percent_encode, to_url)):
+            raise HTTPError(400, "cannot redirect to %r", to_url[:200])
         await self.redirect(to_url, permanent=self._permanent)

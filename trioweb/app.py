@@ -62,7 +62,9 @@ class Application:
         ``serve_traceback`` (tracebacks in 500 pages),
         ``default_handler_class`` and ``default_handler_args`` (what
         answers when no rule matches; 404 otherwise), ``shutdown_timeout``
-        (the deadline for the shutdown hooks, 10 s).
+        (the deadline for the shutdown hooks, 10 s), ``cleanup_timeout``
+        (the deadline of each handler's ``on_connection_close()`` and
+        ``on_finish()``, 10 s).
     """
 
     def __init__(

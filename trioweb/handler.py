@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
+from ._concurrency import run_hook
 from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
 from .httputil import (
     HTTPHeaders,
@@ -174,7 +175,9 @@ class RequestHandler:
         """Called once after the request ends, however it ended (may be async).
 
         Runs after a normal finish, an error page, and a client that left.
-        Use it for clean-up and metrics, not for output.
+        Use it for clean-up and metrics, not for output. It has a deadline,
+        the ``cleanup_timeout`` setting (10 s): past it, it is cancelled
+        and a WARNING says so.
         """
         return None
 
@@ -182,7 +185,8 @@ class RequestHandler:
         """Called when the client left before the response was complete.
 
         By then the handler's cancellation has unwound (its ``finally``
-        blocks ran). Called before :meth:`on_finish`.
+        blocks ran). Called before :meth:`on_finish`, with a deadline of its
+        own: the ``cleanup_timeout`` setting (10 s).
         """
         return None
 
@@ -808,17 +812,20 @@ class RequestHandler:
                     if others is not None:
                         raise others from None
             if exchange.disconnected and not exchange.finished:
-                try:
-                    await _maybe_await(self.on_connection_close())
-                except Exception:
-                    app_log.error(
-                        "uncaught exception in on_connection_close()", exc_info=True
-                    )
+                await self._run_hook(self.on_connection_close)
         finally:
-            try:
-                await _maybe_await(self.on_finish())
-            except Exception:
-                app_log.error("uncaught exception in on_finish()", exc_info=True)
+            await self._run_hook(self.on_finish)
+
+    async def _run_hook(self, hook: Callable[[], object]) -> None:
+        # Each gets its own deadline, so that a slow one cannot hold the
+        # connection (later pipelined requests) or the server's shutdown.
+        await run_hook(
+            hook,
+            seconds=float(self.settings.get("cleanup_timeout", 10.0)),
+            what=f"{type(self).__name__}.{hook.__name__}()",
+            log=app_log,
+            setting="cleanup_timeout",
+        )
 
 
 class ErrorHandler(RequestHandler):

@@ -314,3 +314,33 @@ async def test_uds_flag_serves_on_a_unix_socket() -> None:
         assert await server.finish() == 0
     assert not await trio.Path(path).exists()
     server.assert_clean()
+
+
+# -- the tear-down ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("app", "hangs_in"),
+    [
+        (f"{APP}:hanging_exit", "lifespan exiting"),
+        ("tests.apps.lifespan_apps:hanging_exit", "lifespan exiting"),
+        ("tests.apps.lifespan_apps:hanging_hook", "shutdown hook running"),
+    ],
+)
+async def test_a_second_signal_ends_a_hanging_tear_down(
+    app: str, hangs_in: str, second: int
+) -> None:
+    # Regression: a lifespan whose exit hung kept the process alive after
+    # SIGINT, a second SIGINT and SIGTERM: only SIGKILL ended it.
+    async with serving(app) as server:
+        client = await Client.connect(server.port)
+        assert (await client.get("/")).status == 200
+        server.signal(signal.SIGINT)
+        await server.wait_for(hangs_in)
+        server.signal(second)
+        with trio.fail_after(3):
+            await server.wait_for(f"second {signal.Signals(second).name}: stopping now")
+            assert await server.finish() == 0
+    assert "lifespan exit cancelled" in server.stderr
+    server.assert_clean()

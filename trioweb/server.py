@@ -15,8 +15,12 @@ Shutdown (DESIGN.md, contract 6) goes in this order:
 3. wait up to ``graceful_timeout`` for those requests to finish;
 4. cancel whatever is still running (no send is shielded, so a client that
    stopped reading cannot hold this step);
-5. leave the application's lifespan: its nursery is cancelled and its
-   shutdown hooks run.
+5. leave the application's lifespan: its nursery is cancelled, its
+   shutdown hooks run and its lifespan's exit, all under the application's
+   ``shutdown_timeout``.
+
+A second signal stops now: whatever shutdown work remains -- the graceful
+period, the shutdown hooks, the lifespan's exit -- is cancelled.
 """
 
 from __future__ import annotations
@@ -107,6 +111,9 @@ class Server:
         # cancels the start-up instead (see _watch_signals).
         self._startup_scope: trio.CancelScope | None = None
         self._interrupted = False
+        # True once the connections are gone and the lifespan's exit (the
+        # application's tear-down) is what remains of the shutdown.
+        self._serving_over = False
 
     def shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent; returns at once).
@@ -123,13 +130,30 @@ class Server:
             conn.shutdown()
 
     def force_stop(self) -> None:
-        """Shut down, cancelling in-flight requests without waiting."""
+        """Stop now: cancel the requests in flight without waiting, and the
+        application's tear-down (its shutdown hooks, its lifespan's exit),
+        whether it has begun or not."""
         self._forced = True
         self.shutdown()
         if self._graceful_scope is not None:
             self._graceful_scope.cancel()
+        self._cancel_teardown()
+
+    def _cancel_teardown(self) -> None:
+        # An Application shields its tear-down (so that a cancelled server
+        # still runs it) and can cut it short; any other lifespan's exit is
+        # cancelled from here, once serving is over.
+        cancel = getattr(self.app, "cancel_teardown", None)
+        if cancel is not None:
+            cancel()
+        if self._serving_over and self._startup_scope is not None:
+            self._startup_scope.cancel()
 
     def _interrupt_startup(self) -> None:
+        if self._interrupted:
+            # Again: the tear-down of the interrupted start-up is what runs.
+            self._cancel_teardown()
+            return
         self._interrupted = True
         self.shutdown()
         if self._startup_scope is not None:
@@ -363,7 +387,8 @@ async def serve(
 
     A graceful shutdown (see the module docs) begins when
     ``shutdown_trigger`` is set, or on SIGINT/SIGTERM when
-    ``handle_signals`` is true; a second signal skips the graceful period.
+    ``handle_signals`` is true; a second signal stops now, cancelling the
+    rest of the graceful period and the application's tear-down.
     Cancelling the task that runs :func:`serve` stops everything at once,
     as cancellation does in trio.
 
@@ -430,6 +455,9 @@ async def serve_until(
                     server._startup_scope = startup
                     async with _lifespan(app):
                         await server._serve(task_status)
+                        server._serving_over = True
+                        if server._forced:
+                            server._cancel_teardown()
             finally:
                 watchers.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -463,7 +491,13 @@ async def _watch_signals(
         async for signum in received:
             name = signal.Signals(signum).name
             if not server.listening:
-                log.warning("%s during start-up: stopping", name)
+                log.warning(
+                    "%s %s",
+                    name,
+                    "again: stopping now"
+                    if server._interrupted
+                    else "during start-up: stopping",
+                )
                 server._interrupt_startup()
             elif server._shutdown_requested.is_set():
                 log.warning("second %s: stopping now", name)
@@ -505,8 +539,8 @@ def run(
 
     Logs go to stderr at ``log_level`` (see :mod:`trioweb.logs`), and one
     ``trioweb: serving on ...`` line announces each address once listening.
-    Ctrl-C or SIGTERM starts a graceful shutdown (a second one skips the
-    wait) and :func:`run` returns normally: no traceback, no exception
+    Ctrl-C or SIGTERM starts a graceful shutdown (a second one stops now)
+    and :func:`run` returns normally: no traceback, no exception
     group. Raises :exc:`ListenError` if the address cannot be listened on.
 
     ``workers`` other than 1 serves from that many worker processes (0: one

@@ -344,3 +344,20 @@ async def test_a_second_signal_ends_a_hanging_tear_down(
             assert await server.finish() == 0
     assert "lifespan exit cancelled" in server.stderr
     server.assert_clean()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["1-process", "2-workers"])
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+async def test_a_second_signal_while_the_process_exits_is_ignored(
+    second: int, workers: str
+) -> None:
+    # Regression: the signal handlers were put back before the process had
+    # exited, so a second Ctrl-C in its last moments ended it by the signal
+    # (status 130, or -15 for SIGTERM) instead of 0.
+    async with serving("tests.apps.slow_exit:app", "--workers", workers) as server:
+        server.signal(signal.SIGINT)
+        await server.wait_for("app: exiting")
+        server.signal(second)
+        assert await server.finish() == 0
+    assert "app: exited" in server.stderr
+    server.assert_clean()

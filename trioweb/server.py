@@ -429,14 +429,22 @@ async def serve_until(
     stop: Callable[[], Awaitable[object]] | None = None,
     signals: Sequence[signal.Signals] = (),
     unblock_signals: bool = False,
+    then_ignore_signals: bool = False,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """:func:`serve`, with its triggers spelled out (for worker processes).
+    """:func:`serve`, with its triggers spelled out (for :func:`run` and
+    worker processes).
 
     A graceful shutdown begins when ``stop()`` returns or on one of
     ``signals``. With ``unblock_signals``, those signals are unblocked
     (``pthread_sigmask``) once their handler is installed: a process that
     blocked them at birth so that none is lost gets the pending one now.
+
+    With ``then_ignore_signals``, once one of ``signals`` has arrived they
+    are ignored (``SIG_IGN``) from the moment this stops watching them, with
+    no gap in between: for a process that exits when this returns, so that
+    one more signal in its last moments -- with nothing left to stop --
+    cannot kill it or print a traceback.
     """
     config = config or ServerConfig()
     server = Server(app, config, sockets)
@@ -447,7 +455,13 @@ async def serve_until(
             # start_soon(): the receiver is installed when it returns), so a
             # signal during the application's start-up is handled too.
             if signals:
-                await watchers.start(_watch_signals, server, signals, unblock_signals)
+                await watchers.start(
+                    _watch_signals,
+                    server,
+                    signals,
+                    unblock_signals,
+                    then_ignore_signals,
+                )
             if stop is not None:
                 watchers.start_soon(_relay, stop, server)
             try:
@@ -481,34 +495,50 @@ async def _watch_signals(
     server: Server,
     signals: Sequence[signal.Signals],
     unblock: bool,
+    then_ignore: bool,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    with trio.open_signal_receiver(*signals) as received:
-        if unblock:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-        task_status.started()
-        async for signum in received:
-            name = signal.Signals(signum).name
-            if not server.listening:
-                log.warning(
-                    "%s %s",
-                    name,
-                    "again: stopping now"
-                    if server._interrupted
-                    else "during start-up: stopping",
-                )
-                server._interrupt_startup()
-            elif server._shutdown_requested.is_set():
-                log.warning("second %s: stopping now", name)
-                server.force_stop()
-            else:
-                log.info(
-                    "%s: shutting down gracefully (up to %g s)",
-                    name,
-                    server.config.graceful_timeout,
-                )
-                server.shutdown()
+    stopping = False
+    try:
+        with trio.open_signal_receiver(*signals) as received:
+            if unblock:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+            task_status.started()
+            async for signum in received:
+                stopping = True
+                _on_signal(server, signal.Signals(signum).name)
+    finally:
+        # Leaving the receiver put back the handlers from before serve():
+        # inside trio.run they turn a signal into KeyboardInterrupt, which
+        # run() absorbs; once trio.run has returned, Python's would kill the
+        # process (SIGTERM) or raise where nothing catches it (SIGINT).
+        # Synchronously, before trio.run can return, ignore them instead.
+        if then_ignore and stopping:
+            for signum in signals:
+                signal.signal(signum, signal.SIG_IGN)
+
+
+def _on_signal(server: Server, name: str) -> None:
+    if not server.listening:
+        log.warning(
+            "%s %s",
+            name,
+            "again: stopping now"
+            if server._interrupted
+            else "during start-up: stopping",
+        )
+        server._interrupt_startup()
+    elif server._shutdown_requested.is_set():
+        log.warning("second %s: stopping now", name)
+        server.force_stop()
+    else:
+        log.info(
+            "%s: shutting down gracefully (up to %g s)",
+            name,
+            server.config.graceful_timeout,
+        )
+        server.shutdown()
 
 
 class _Announcer:
@@ -543,6 +573,11 @@ def run(
     and :func:`run` returns normally: no traceback, no exception
     group. Raises :exc:`ListenError` if the address cannot be listened on.
 
+    The process is on its way out then: :func:`run` returns with SIGINT and
+    SIGTERM ignored, so that one more Ctrl-C while Python exits cannot turn
+    a clean exit (status 0) into a traceback or a kill. A script that goes
+    on after :func:`run` and wants them back calls :func:`signal.signal`.
+
     ``workers`` other than 1 serves from that many worker processes (0: one
     per CPU) under a supervisor, this process: see :mod:`trioweb.workers`.
     """
@@ -570,7 +605,12 @@ def run(
         try:
             trio.run(
                 functools.partial(
-                    serve, app, config, handle_signals=True, task_status=announcer
+                    serve_until,
+                    app,
+                    config,
+                    signals=(signal.SIGINT, signal.SIGTERM),
+                    then_ignore_signals=True,
+                    task_status=announcer,
                 )
             )
         except KeyboardInterrupt:
@@ -613,7 +653,9 @@ def interrupt_on_sigterm() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Only if still ours: run() may have left it ignored (see there).
+        if signal.getsignal(signal.SIGTERM) is _sigterm_as_sigint:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def announce(addresses: Sequence[Any], config: ServerConfig) -> None:

@@ -272,6 +272,8 @@ class _Supervisor:
         self.stopping = False
         self.kill_at: float | None = None
         self.error: str | None = None
+        #: A stop signal has arrived.
+        self.signalled = False
         # Signal wake-up pipe (the supervisor reads), and the pipe whose
         # closing tells the workers that the supervisor is gone (they read).
         self._wake_r, self._wake_w = os.pipe()
@@ -307,6 +309,11 @@ class _Supervisor:
             yield
         finally:
             for signum, handler in old.items():
+                if self.signalled and signum in _STOP_SIGNALS:
+                    # Stopped by a signal: the process is on its way out,
+                    # and one more must not kill it (-15) or raise where
+                    # nothing catches it (see trioweb.server.run).
+                    handler = signal.SIG_IGN
                 signal.signal(signum, handler)
             signal.set_wakeup_fd(old_fd)
 
@@ -444,6 +451,7 @@ class _Supervisor:
     # -- stopping ----------------------------------------------------------------
 
     def _on_signal(self, signum: signal.Signals) -> None:
+        self.signalled = True
         if self.stopping:
             log.warning("second %s: stopping the workers now", signum.name)
             self._signal_workers(signal.SIGTERM)
@@ -523,6 +531,7 @@ class _Supervisor:
                     stop=functools.partial(_supervisor_gone, self._alive_r),
                     signals=(signal.SIGTERM,),
                     unblock_signals=True,
+                    then_ignore_signals=True,
                     task_status=_Ready(ready_fd),
                 )
             )

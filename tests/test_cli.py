@@ -346,6 +346,24 @@ async def test_a_second_signal_ends_a_hanging_tear_down(
     server.assert_clean()
 
 
+async def test_a_second_signal_in_the_graceful_period_cancels_the_tear_down() -> None:
+    async with serving("tests.apps.lifespan_apps:hanging_hook") as server:
+        client = await Client.connect(server.port)
+        await client.start("GET", "/hang")
+        await server.wait_for("app: started GET /hang")
+        server.signal(signal.SIGINT)
+        await server.wait_for("SIGINT: shutting down gracefully (up to 10 s)")
+        server.signal(signal.SIGINT)
+        with trio.fail_after(3):
+            assert await server.finish() == 0
+    # Stopping now: the hook and the lifespan's exit were cancelled as they
+    # began (their finally blocks ran), not given their 60 s.
+    assert "app: shutdown hook cancelled" in server.stderr
+    assert "app: lifespan exit cancelled" in server.stderr
+    assert "shutdown hooks cut short (stopping now)" in server.stderr
+    server.assert_clean()
+
+
 @pytest.mark.parametrize("workers", ["1", "2"], ids=["1-process", "2-workers"])
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 async def test_a_second_signal_while_the_process_exits_is_ignored(

@@ -141,12 +141,13 @@ class Server:
 
     def _cancel_teardown(self) -> None:
         # An Application shields its tear-down (so that a cancelled server
-        # still runs it) and can cut it short; any other lifespan's exit is
-        # cancelled from here, once serving is over.
+        # still runs it) and cuts it short itself, whether it has begun or
+        # not; any other lifespan's exit is cancelled from here, once
+        # serving is over (before, that would cancel the serving too).
         cancel = getattr(self.app, "cancel_teardown", None)
         if cancel is not None:
             cancel()
-        if self._serving_over and self._startup_scope is not None:
+        elif self._serving_over and self._startup_scope is not None:
             self._startup_scope.cancel()
 
     def _interrupt_startup(self) -> None:

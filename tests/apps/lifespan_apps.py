@@ -18,6 +18,12 @@ class Hello(RequestHandler):
         self.write("hello")
 
 
+class Hang(RequestHandler):
+    async def get(self) -> None:
+        mark("started GET /hang")
+        await trio.sleep_forever()
+
+
 @asynccontextmanager
 async def _hanging_exit(app: Application) -> AsyncIterator[None]:
     yield
@@ -40,7 +46,7 @@ async def _hanging_hook() -> None:
 hanging_exit = Application([(r"/", Hello)], lifespan=_hanging_exit, shutdown_timeout=60)
 #: A shutdown hook hangs, and then the lifespan's exit would too.
 hanging_hook = Application(
-    [(r"/", Hello)],
+    [(r"/", Hello), (r"/hang", Hang)],
     lifespan=_hanging_exit,
     on_shutdown=[_hanging_hook],
     shutdown_timeout=60,

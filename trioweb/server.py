@@ -399,7 +399,11 @@ async def serve(
     and closes them when it returns, and leaves a Unix socket's file alone.
 
     The application's lifespan (``app.running()``, if it has one) is entered
-    before listening and left after the last connection is gone.
+    before listening and left after the last connection is gone. A second
+    signal cancels its exit: through ``app.cancel_teardown()`` if it has
+    one (as :class:`~trioweb.Application` does, whose tear-down is shielded
+    and bounded by its ``shutdown_timeout``), or else by cancelling it once
+    serving is over.
 
     Raises:
       ListenError: if the address cannot be listened on (for example, the

@@ -643,3 +643,132 @@ async def test_initialize_raising_is_a_500_and_the_server_goes_on(
         assert (await client.get("/bad")).status == 500
         assert (await client.get("/")).text == "pong"
     assert "bad config" in caplog.text
+
+
+# -- the tear-down's deadline (shutdown_timeout) -----------------------------------
+
+
+def hanging_exit(events: list[str]) -> Any:
+    """A lifespan whose exit never ends by itself (a pool that will not
+    close), recording how it ended."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Application) -> AsyncIterator[None]:
+        yield
+        events.append("exit begins")
+        try:
+            await trio.sleep_forever()
+        finally:
+            events.append(f"exit ended at {trio.current_time():g}")
+
+    return lifespan
+
+
+async def test_a_hanging_lifespan_exit_is_bounded_by_shutdown_timeout(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regression: the lifespan's exit had no deadline, so a hang there held
+    # the process after every signal. It shares the hooks' deadline: one
+    # shutdown_timeout bounds the whole tear-down.
+    events: list[str] = []
+
+    async def hook() -> None:
+        await trio.sleep(1)
+        events.append("hook done")
+
+    app = Application(
+        [(r"/", Ping)],
+        lifespan=hanging_exit(events),
+        on_shutdown=[hook],
+        shutdown_timeout=3,
+    )
+    with trio.fail_after(100):
+        async with TestClient(app) as client:
+            await client.get("/")
+            start = trio.current_time()
+    assert events == ["hook done", "exit begins", f"exit ended at {start + 3:g}"]
+    [record] = [r for r in caplog.records if r.name == "trioweb.error"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        "the lifespan's exit did not finish within 3 s "
+        "(the shutdown_timeout setting): cancelled"
+    )
+
+
+async def test_the_lifespan_exit_runs_when_the_body_is_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    closed: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Application) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await trio.sleep(1)  # shielded: not cancelled with the body
+            closed.append("pool closed")
+
+    app = Application([(r"/", Ping)], lifespan=lifespan)
+    with trio.CancelScope() as scope:
+        async with app.running():
+            scope.cancel()
+            await trio.sleep_forever()
+    assert closed == ["pool closed"]
+
+
+async def test_the_body_error_survives_a_lifespan_exit_cut_short(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Application) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            try:
+                await trio.sleep_forever()
+            finally:
+                events.append(f"exit ended at {trio.current_time():g}")
+
+    app = Application([(r"/", Ping)], lifespan=lifespan, shutdown_timeout=2)
+    with pytest.raises(KeyError, match="server failed"):
+        async with app.running():
+            raise KeyError("server failed")
+    assert events == ["exit ended at 2"]
+
+
+async def test_cancel_teardown_ends_the_hooks_and_the_lifespan_exit_at_once(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+
+    async def hang() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            events.append(f"hook cancelled at {trio.current_time():g}")
+
+    app = Application(
+        [(r"/", Ping)],
+        lifespan=hanging_exit(events),
+        on_shutdown=[hang],
+        shutdown_timeout=60,
+    )
+
+    async def second_signal() -> None:
+        await trio.sleep(5)
+        app.cancel_teardown()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(second_signal)
+        async with app.running():
+            pass  # the tear-down begins at once, and hangs
+    assert events == ["hook cancelled at 5", "exit begins", "exit ended at 5"]
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            logging.WARNING,
+            f"shutdown hooks cut short (stopping now): {hang!r} was cancelled",
+        ),
+        (logging.WARNING, "the lifespan's exit cut short (stopping now): cancelled"),
+    ]

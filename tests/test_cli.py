@@ -314,3 +314,68 @@ async def test_uds_flag_serves_on_a_unix_socket() -> None:
         assert await server.finish() == 0
     assert not await trio.Path(path).exists()
     server.assert_clean()
+
+
+# -- the tear-down ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("app", "hangs_in"),
+    [
+        (f"{APP}:hanging_exit", "lifespan exiting"),
+        ("tests.apps.lifespan_apps:hanging_exit", "lifespan exiting"),
+        ("tests.apps.lifespan_apps:hanging_hook", "shutdown hook running"),
+    ],
+)
+async def test_a_second_signal_ends_a_hanging_tear_down(
+    app: str, hangs_in: str, second: int
+) -> None:
+    # Regression: a lifespan whose exit hung kept the process alive after
+    # SIGINT, a second SIGINT and SIGTERM: only SIGKILL ended it.
+    async with serving(app) as server:
+        client = await Client.connect(server.port)
+        assert (await client.get("/")).status == 200
+        server.signal(signal.SIGINT)
+        await server.wait_for(hangs_in)
+        server.signal(second)
+        with trio.fail_after(3):
+            await server.wait_for(f"second {signal.Signals(second).name}: stopping now")
+            assert await server.finish() == 0
+    assert "lifespan exit cancelled" in server.stderr
+    server.assert_clean()
+
+
+async def test_a_second_signal_in_the_graceful_period_cancels_the_tear_down() -> None:
+    async with serving("tests.apps.lifespan_apps:hanging_hook") as server:
+        client = await Client.connect(server.port)
+        await client.start("GET", "/hang")
+        await server.wait_for("app: started GET /hang")
+        server.signal(signal.SIGINT)
+        await server.wait_for("SIGINT: shutting down gracefully (up to 10 s)")
+        server.signal(signal.SIGINT)
+        with trio.fail_after(3):
+            assert await server.finish() == 0
+    # Stopping now: the hook and the lifespan's exit were cancelled as they
+    # began (their finally blocks ran), not given their 60 s.
+    assert "app: shutdown hook cancelled" in server.stderr
+    assert "app: lifespan exit cancelled" in server.stderr
+    assert "shutdown hooks cut short (stopping now)" in server.stderr
+    server.assert_clean()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["1-process", "2-workers"])
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+async def test_a_second_signal_while_the_process_exits_is_ignored(
+    second: int, workers: str
+) -> None:
+    # Regression: the signal handlers were put back before the process had
+    # exited, so a second Ctrl-C in its last moments ended it by the signal
+    # (status 130, or -15 for SIGTERM) instead of 0.
+    async with serving("tests.apps.slow_exit:app", "--workers", workers) as server:
+        server.signal(signal.SIGINT)
+        await server.wait_for("app: exiting")
+        server.signal(second)
+        assert await server.finish() == 0
+    assert "app: exited" in server.stderr
+    server.assert_clean()

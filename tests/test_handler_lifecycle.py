@@ -811,3 +811,83 @@ async def test_client_leaving_mid_body_ends_the_request_quietly(
     assert [
         r for r in records(caplog, "trioweb.error") if r.levelno >= logging.WARNING
     ] == []
+
+
+# -- on_finish() and on_connection_close() have a deadline --------------------------
+
+
+@pytest.mark.parametrize("setting", [None, 3.0])
+async def test_a_slow_on_finish_is_cut_at_cleanup_timeout_and_pipelining_goes_on(
+    autojump_clock: trio.abc.Clock,
+    caplog: pytest.LogCaptureFixture,
+    setting: float | None,
+) -> None:
+    # Regression: on_finish() ran with no deadline, so one that hung held
+    # the next pipelined request (and the server's shutdown) forever.
+    timeout = 10.0 if setting is None else setting
+    finished: list[float] = []
+
+    class H(RequestHandler):
+        def get(self) -> None:
+            self.write(self.request.path)
+
+        async def on_finish(self) -> None:
+            if self.request.path == "/slow":
+                await trio.sleep_forever()
+            finished.append(trio.current_time())
+
+    settings = {} if setting is None else {"cleanup_timeout": setting}
+    app = Application([(r"/.*", H)], **settings)
+    caplog.set_level(logging.WARNING, logger="trioweb.error")
+    # (Virtual time: without a deadline, this fails instead of hanging.)
+    with trio.fail_after(100):
+        async with TestClient(app) as client:
+            conn = await client.raw()
+            start = trio.current_time()
+            await conn.send(
+                b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+            assert (await conn.read_response()).text == "/slow"
+            assert (await conn.read_response()).text == "/next"
+    assert finished == [pytest.approx(start + timeout)]
+    [warning] = records(caplog, "trioweb.error")
+    assert warning.levelno == logging.WARNING
+    assert warning.getMessage() == (
+        f"H.on_finish() did not finish within {timeout:g} s: cancelled "
+        "(raise the cleanup_timeout setting if it needs longer)"
+    )
+
+
+async def test_a_slow_on_connection_close_is_cut_and_on_finish_still_runs(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[tuple[str, float]] = []
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            await trio.sleep_forever()
+
+        async def on_connection_close(self) -> None:
+            try:
+                await trio.sleep_forever()
+            finally:
+                events.append(("on_connection_close cut", trio.current_time()))
+
+        async def on_finish(self) -> None:
+            await trio.sleep(1)  # a deadline of its own: not cancelled
+            events.append(("on_finish", trio.current_time()))
+
+    caplog.set_level(logging.WARNING, logger="trioweb.error")
+    app = Application([("/", H)], cleanup_timeout=2)
+    with trio.fail_after(100):
+        async with TestClient(app) as client:
+            start = trio.current_time()
+            await client.abort("GET", "/", after=1.0)
+            await trio.sleep(5)
+    assert events == [
+        ("on_connection_close cut", pytest.approx(start + 3)),
+        ("on_finish", pytest.approx(start + 4)),
+    ]
+    [warning] = records(caplog, "trioweb.error")
+    assert "H.on_connection_close() did not finish within 2 s" in warning.getMessage()

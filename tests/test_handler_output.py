@@ -18,7 +18,7 @@ import trio
 import trio.testing
 from helpers import fetch
 
-from trioweb import Application, Finish, RequestHandler
+from trioweb import Application, Finish, RedirectHandler, RequestHandler
 from trioweb.testing import TestClient
 
 
@@ -663,6 +663,30 @@ async def test_redirect_percent_encodes_non_ascii_as_utf8() -> None:
     assert r.status == 302
     # Latin-1 on the wire would be misread as UTF-8 by browsers.
     assert r.headers["Location"] == "/caf%C3%A9/%E2%98%95?q=na%C3%AFve&x=%20"
+
+
+async def test_redirect_handler_fills_in_path_arguments_and_the_query() -> None:
+    app = Application(
+        [(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}", "permanent": False})]
+    )
+    async with TestClient(app) as client:
+        r = await client.get("/old/caf%C3%A9", params={"q": "1"})
+    assert r.status == 302
+    assert r.headers["Location"] == "/new/caf%C3%A9?q=1"
+
+
+async def test_redirect_handler_answers_400_for_a_target_it_cannot_send(
+    no_tracebacks: None,
+) -> None:
+    # Regression: a path argument decoded to CR LF made redirect() raise
+    # ValueError: a 500 and an ERROR traceback for the client's input.
+    app = Application([(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})])
+    async with TestClient(app) as client:
+        r = await client.get("/old/a%0d%0aX:1")
+        assert r.status == 400
+        assert "X" not in r.headers
+        assert "Location" not in r.headers
+        assert (await client.get("/old/b")).headers["Location"] == "/new/b"
 
 
 async def test_redirect_status_must_be_3xx() -> None:

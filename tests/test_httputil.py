@@ -21,6 +21,7 @@ from trioweb.httputil import (
     http_date,
     is_valid_header_name,
     is_valid_header_value,
+    is_valid_host,
     parse_body_arguments,
     parse_cookie,
     parse_http_date,
@@ -347,11 +348,43 @@ def test_split_target() -> None:
         (":80", (":80", None)),
         ("a:http", ("a:http", None)),
         ("a:\u0661", ("a:\u0661", None)),  # Arabic-Indic digit one
+        ("a:65535", ("a", 65535)),
+        ("a:65536", ("a:65536", None)),  # not a TCP port
+        ("a:" + "1" * 5000, ("a:" + "1" * 5000, None)),  # int() would raise
+        ("[::1]:" + "1" * 5000, ("[::1]:" + "1" * 5000, None)),
         ("", ("", None)),
     ],
 )
 def test_split_host_and_port(netloc: str, expected: tuple[str, int | None]) -> None:
     assert split_host_and_port(netloc) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("example.com", True),
+        ("example.com:8080", True),
+        ("127.0.0.1:80", True),
+        ("[::1]", True),
+        ("[::1]:443", True),
+        ("[fe80::1%25eth0]:80", True),
+        ("a:", True),
+        ("", True),
+        ("a:65535", True),
+        ("a:65536", False),
+        ("a:" + "1" * 5000, False),
+        ("[::1]:" + "1" * 5000, False),
+        ("a:http", False),
+        ("::1", False),
+        ("a b", False),
+        ("a/b", False),
+        ("a@b", False),
+        ("[::1", False),
+        ("caf\u00e9.example", False),
+    ],
+)
+def test_is_valid_host(value: str, valid: bool) -> None:
+    assert is_valid_host(value) is valid
 
 
 def test_reason_phrase() -> None:

@@ -744,3 +744,66 @@ async def test_absolute_form_without_a_path_is_the_root() -> None:
         await conn.send(b"GET http://h.example?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
         r = await conn.read_response()
     assert r.json() == {"uri": "/?q=1", "host": "h.example"}
+
+
+# -- a Host that is not host[:port] ---------------------------------------------
+
+
+@pytest.mark.parametrize("http_backend", ["h11", "httptools"], indirect=True)
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param(b"a:" + b"1" * 5000, id="5000-digit-port"),
+        pytest.param(b"a:65536", id="port-out-of-range"),
+        pytest.param(b"a:http", id="port-not-digits"),
+        pytest.param(b"::1", id="ipv6-without-brackets"),
+        pytest.param(b"a/b", id="slash"),
+    ],
+)
+async def test_a_malformed_host_is_a_400_and_nothing_is_logged_as_an_error(
+    http_backend: str, host: bytes, no_tracebacks: None
+) -> None:
+    # Regression: int() of a 5,000-digit port raised (Python refuses more
+    # than 4,300 digits): a 500 and an ERROR traceback, on both backends.
+    seen: list[str] = []
+    app = app_for(get=lambda h: seen.append(h.request.host) or "reached")
+    async with TestClient(app) as client:
+        conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        r = await conn.read_response()
+        assert r.status == 400
+        # The server goes on serving (the engine refuses what is not
+        # host[:port] syntax and closes; the web layer refuses a port past
+        # 65535 and keeps the connection).
+        if r.headers.get("Connection") == "close":
+            conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: example.com:80\r\n\r\n")
+        assert (await conn.read_response()).status == 200
+    assert seen == ["example.com:80"]
+
+
+@pytest.mark.parametrize(
+    ("host", "host_name"),
+    [
+        ("[::1]:8080", "[::1]"),
+        ("127.0.0.1:0", "127.0.0.1"),
+        ("xn--caf-dma.example:00443", "xn--caf-dma.example"),
+        ("a:", "a:"),  # an empty port is allowed (RFC 3986 3.2.3)
+    ],
+)
+async def test_well_formed_hosts_are_served(host: str, host_name: str) -> None:
+    app = app_for(get=lambda h: h.request.host_name)
+    async with TestClient(app, host=host) as client:
+        r = await client.get("/")
+    assert (r.status, r.text) == (200, host_name)
+
+
+async def test_an_absolute_form_target_with_a_bad_port_is_a_400(
+    no_tracebacks: None,
+) -> None:
+    app = app_for(get=lambda h: "reached")
+    async with TestClient(app) as client:
+        conn = await client.raw()
+        target = b"http://a:" + b"9" * 5000 + b"/"
+        await conn.send(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await conn.read_response()).status == 400

@@ -210,6 +210,26 @@ async def test_a_worker_that_does_not_stop_is_killed() -> None:
     )
 
 
+async def test_the_kill_deadline_covers_the_shutdown_hooks() -> None:
+    # Regression: workers were killed graceful_timeout + 5 s after the
+    # signal, though their shutdown hooks may take shutdown_timeout (10 s):
+    # here 0.2 + 0.3 s, against a hook of 1 s (shutdown_timeout: 5 s).
+    async with serving(
+        f"{APP}:slow_shutdown",
+        "--workers",
+        "2",
+        "--graceful-timeout",
+        "0.2",
+        python=patched("trioweb.workers.KILL_MARGIN = 0.3"),
+    ) as server:
+        pids = set(server.workers().values())
+        await stop(server)
+    for pid in pids:
+        assert f"shutdown hook finished in {pid}" in server.stderr
+    assert "killing them" not in server.stderr
+    assert "killed by SIGKILL" not in server.stderr
+
+
 async def test_workers_0_is_one_per_cpu() -> None:
     async with serving(f"{APP}:app", "--workers", "0") as server:
         assert len(server.workers()) == os.cpu_count()

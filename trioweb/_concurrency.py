@@ -4,11 +4,13 @@ test client."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
-__all__ = ["open_side_nursery"]
+__all__ = ["open_side_nursery", "run_hook"]
 
 
 @contextlib.asynccontextmanager
@@ -52,3 +54,37 @@ async def _hold_nursery(
         async with trio.open_nursery() as nursery:
             task_status.started(nursery)
             await trio.sleep_forever()
+
+
+async def run_hook(
+    hook: Callable[[], object],
+    *,
+    seconds: float,
+    what: str,
+    log: logging.Logger,
+    setting: str,
+) -> None:
+    """Call ``hook()`` -- a plain function or a coroutine function -- with a
+    deadline ``seconds`` from now.
+
+    An exception it raises is logged (ERROR, with its traceback) and goes no
+    further: ``what`` names the hook in the message. If the deadline cuts it
+    short, it is cancelled and one WARNING line says so, naming ``setting``
+    (the knob that sets the deadline). Cancellation from outside still
+    propagates, as it should.
+    """
+    with trio.move_on_after(seconds) as scope:
+        try:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.error("uncaught exception in %s", what, exc_info=True)
+    if scope.cancelled_caught:
+        log.warning(
+            "%s did not finish within %g s: cancelled (raise the %s setting "
+            "if it needs longer)",
+            what,
+            seconds,
+            setting,
+        )

@@ -21,8 +21,9 @@ serving period.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -64,11 +65,14 @@ class Application:
         ``serve_traceback`` (tracebacks in 500 pages),
         ``default_handler_class`` and ``default_handler_args`` (what
         answers when no rule matches; 404 otherwise), ``shutdown_timeout``
-        (the deadline for the shutdown hooks, 10 s), ``request_timeout``
-        (seconds each request may run before it is answered 503; default
-        none; see :mod:`trioweb.overload`). The security settings
-        (``cookie_secret``, ``xsrf_cookies``, ``cross_origin_protection``,
-        ``login_url``, ``security_headers``, ...) are in ``docs/security.md``.
+        (the deadline for the tear-down: the shutdown hooks and the
+        lifespan's exit together, 10 s), ``cleanup_timeout`` (the deadline
+        of each handler's ``on_connection_close()`` and ``on_finish()``,
+        10 s), ``request_timeout`` (seconds each request may run before it
+        is answered 503; default none; see :mod:`trioweb.overload`). The
+        security settings (``cookie_secret``, ``xsrf_cookies``,
+        ``cross_origin_protection``, ``login_url``, ``security_headers``,
+        ...) are in ``docs/security.md``.
     """
 
     def __init__(
@@ -94,6 +98,11 @@ class Application:
             self.router.add_rules(".*$", handlers)
         self._nursery: trio.Nursery | None = None
         self._running = False
+        # The tear-down (shutdown hooks, then the lifespan's exit) runs in
+        # shielded scopes under one deadline; cancel_teardown() ends them.
+        self._teardown_deadline: float | None = None
+        self._teardown_scopes: set[trio.CancelScope] = set()
+        self._teardown_cancelled = False
 
     def add_handlers(self, host_pattern: str, host_handlers: Iterable[Rule]) -> None:
         """Add rules that apply only to hosts matching ``host_pattern``.
@@ -135,14 +144,24 @@ class Application:
         """Run the application's lifespan around the ``async with`` body.
 
         The server and :class:`~trioweb.testing.TestClient` do this for you.
+        Leaving it tears the application down: :attr:`nursery` is cancelled,
+        then the shutdown hooks run, then the lifespan's exit (its code after
+        ``yield``). Those two are shielded -- a body that was cancelled still
+        gets its clean-up -- and bounded together by one deadline, the
+        ``shutdown_timeout`` setting; :meth:`cancel_teardown` ends them at
+        once.
         """
         if self._running:
             raise RuntimeError("this Application is already running")
         self._running = True
+        self._teardown_deadline = None
+        self._teardown_cancelled = False
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if self.lifespan is not None:
-                    await stack.enter_async_context(self.lifespan(self))
+                    lifespan = self.lifespan(self)
+                    await lifespan.__aenter__()
+                    stack.push_async_exit(functools.partial(self._leave, lifespan))
                 stack.push_async_callback(self._run_shutdown_hooks)
                 # The background nursery is a side nursery: shutdown cancels
                 # it without cancelling the server running in the body.
@@ -157,13 +176,56 @@ class Application:
         finally:
             self._running = False
 
+    def cancel_teardown(self) -> None:
+        """Cut the application's tear-down short: cancel the shutdown hooks
+        and the lifespan's exit, running or still to come.
+
+        The server calls this on a second SIGINT/SIGTERM ("stopping now").
+        What is cancelled sees :exc:`trio.Cancelled` in what it awaits; its
+        ``finally`` blocks run. The next :meth:`running` starts afresh.
+        """
+        self._teardown_cancelled = True
+        for scope in self._teardown_scopes:
+            scope.cancel()
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """The ``shutdown_timeout`` setting (10 s): the deadline of the whole
+        tear-down, the shutdown hooks and the lifespan's exit together."""
+        return float(self.settings.get("shutdown_timeout", 10.0))
+
+    @contextlib.contextmanager
+    def _teardown_scope(self) -> Iterator[trio.CancelScope]:
+        # Shielded so that a server being cancelled still tears down, and
+        # bounded -- one deadline from the start of the tear-down -- so that
+        # a hook or a lifespan exit that hangs cannot hold the exit.
+        if self._teardown_deadline is None:
+            self._teardown_deadline = trio.current_time() + self.shutdown_timeout
+        with trio.CancelScope(shield=True, deadline=self._teardown_deadline) as scope:
+            if self._teardown_cancelled:
+                scope.cancel()
+            self._teardown_scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._teardown_scopes.discard(scope)
+
+    def _log_cut_short(self, what: str, detail: str) -> None:
+        # Asked for (a second signal) is a WARNING; a deadline that had to
+        # cut the tear-down is an ERROR: something in it hangs.
+        if self._teardown_cancelled:
+            log.warning("%s cut short (stopping now): %s", what, detail)
+        else:
+            log.error(
+                "%s did not finish within %g s (the shutdown_timeout setting): %s",
+                what,
+                self.shutdown_timeout,
+                detail,
+            )
+
     async def _run_shutdown_hooks(self) -> None:
-        timeout = float(self.settings.get("shutdown_timeout", 10.0))
-        # Shielded so that a server being cancelled still runs them, and
-        # bounded so that a hook that hangs cannot hold the exit.
         pending = list(self.on_shutdown)
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + timeout
+        with self._teardown_scope() as scope:
             while pending:
                 try:
                     await pending[0]()
@@ -171,12 +233,23 @@ class Application:
                     log.exception("error in shutdown hook %r", pending[0])
                 del pending[0]
         if scope.cancelled_caught:
-            log.error(
-                "shutdown hooks did not finish within %g s: %r was cancelled%s",
-                timeout,
-                pending[0] if pending else None,
-                f"; not run: {pending[1:]!r}" if len(pending) > 1 else "",
+            self._log_cut_short(
+                "shutdown hooks",
+                f"{pending[0] if pending else None!r} was cancelled"
+                + (f"; not run: {pending[1:]!r}" if len(pending) > 1 else ""),
             )
+
+    async def _leave(
+        self,
+        lifespan: contextlib.AbstractAsyncContextManager[Any],
+        *exc_info: Any,
+    ) -> bool:
+        """Exit the lifespan (its code after ``yield``) under the tear-down's
+        deadline. If it is cut short, whatever ended the body goes on."""
+        with self._teardown_scope():
+            return bool(await lifespan.__aexit__(*exc_info))
+        self._log_cut_short("the lifespan's exit", "cancelled")
+        return False
 
     # -- serving --------------------------------------------------------------
 

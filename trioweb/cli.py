@@ -175,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         help="serve an application over HTTP/1.1",
         description=(
             "Serve the application MODULE:ATTR until SIGINT or SIGTERM, then "
-            "shut down gracefully (a second signal skips the graceful period)."
+            "shut down gracefully (a second signal stops now)."
         ),
     )
     serve.add_argument(

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from . import auth
+from ._concurrency import run_hook
 from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
 from .httputil import (
     HTTPHeaders,
@@ -239,7 +240,9 @@ class RequestHandler:
         """Called once after the request ends, however it ended (may be async).
 
         Runs after a normal finish, an error page, and a client that left.
-        Use it for clean-up and metrics, not for output.
+        Use it for clean-up and metrics, not for output. It has a deadline,
+        the ``cleanup_timeout`` setting (10 s): past it, it is cancelled
+        and a WARNING says so.
         """
         return None
 
@@ -247,7 +250,8 @@ class RequestHandler:
         """Called when the client left before the response was complete.
 
         By then the handler's cancellation has unwound (its ``finally``
-        blocks ran). Called before :meth:`on_finish`.
+        blocks ran). Called before :meth:`on_finish`, with a deadline of its
+        own: the ``cleanup_timeout`` setting (10 s).
         """
         return None
 
@@ -1094,17 +1098,20 @@ class RequestHandler:
                     if others is not None:
                         raise others from None
             if exchange.disconnected and not exchange.finished:
-                try:
-                    await _maybe_await(self.on_connection_close())
-                except Exception:
-                    app_log.error(
-                        "uncaught exception in on_connection_close()", exc_info=True
-                    )
+                await self._run_hook(self.on_connection_close)
         finally:
-            try:
-                await _maybe_await(self.on_finish())
-            except Exception:
-                app_log.error("uncaught exception in on_finish()", exc_info=True)
+            await self._run_hook(self.on_finish)
+
+    async def _run_hook(self, hook: Callable[[], object]) -> None:
+        # Each gets its own deadline, so that a slow one cannot hold the
+        # connection (later pipelined requests) or the server's shutdown.
+        await run_hook(
+            hook,
+            seconds=float(self.settings.get("cleanup_timeout", 10.0)),
+            what=f"{type(self).__name__}.{hook.__name__}()",
+            log=app_log,
+            setting="cleanup_timeout",
+        )
 
 
 class ErrorHandler(RequestHandler):
@@ -1124,7 +1131,9 @@ class ErrorHandler(RequestHandler):
 class RedirectHandler(RequestHandler):
     """Redirects every GET to ``url`` (``{0}``-style path-argument templates).
 
-    ``(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})``.
+    ``(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})``. A target that
+    cannot be a ``Location`` (a path argument decoded to CR or LF, say) is
+    the client's doing: a 400, logged as one WARNING line.
     """
 
     def initialize(self, url: str = "/", permanent: bool = True, **kwargs: Any) -> None:
@@ -1135,4 +1144,7 @@ class RedirectHandler(RequestHandler):
         to_url = self._url.format(*args, **kwargs)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
+        # As redirect() will encode it: only what is left unsendable is bad.
+        if not is_valid_header_value(_NON_ASCII.sub(_percent_encode, to_url)):
+            raise HTTPError(400, "cannot redirect to %r", to_url[:200])
         await self.redirect(to_url, permanent=self._permanent)

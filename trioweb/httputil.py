@@ -41,6 +41,7 @@ __all__ = [
     "http_date",
     "is_valid_header_name",
     "is_valid_header_value",
+    "is_valid_host",
     "parse_body_arguments",
     "parse_cookie",
     "parse_http_date",
@@ -412,26 +413,66 @@ def split_host_and_port(netloc: str) -> tuple[str, int | None]:
     An IPv6 address keeps its brackets, as in a URL, so that
     ``f"{host}:{port}"`` is valid again; ``host.strip("[]")`` gives the bare
     address for socket calls. An unbracketed IPv6 address such as ``::1``
-    has no port. A port that is not all digits is not a port: the whole
-    string is the host, with port ``None``.
+    has no port. A port that is not a TCP port (ASCII digits, 0 to 65535)
+    is not a port: the whole string is the host, with port ``None``. This
+    never raises, whatever the client sent; :func:`is_valid_host` tells
+    whether a ``Host`` value is well-formed at all.
     """
     if netloc.startswith("["):
         end = netloc.find("]")
         if end != -1:
             host, rest = netloc[: end + 1], netloc[end + 1 :]
-            if rest.startswith(":") and _is_ascii_digits(rest[1:]):
-                return host, int(rest[1:])
+            port = _port(rest[1:]) if rest.startswith(":") else None
+            if port is not None:
+                return host, port
         return netloc, None
-    host, sep, port = netloc.rpartition(":")
-    if sep and host and ":" not in host and _is_ascii_digits(port):
-        return host, int(port)
+    host, sep, port_text = netloc.rpartition(":")
+    if sep and host and ":" not in host:
+        port = _port(port_text)
+        if port is not None:
+            return host, port
     return netloc, None
 
 
-def _is_ascii_digits(text: str) -> bool:
+def _port(text: str) -> int | None:
     # str.isdigit() also accepts digits of other scripts, which int() would
-    # then happily convert.
-    return text.isascii() and text.isdigit()
+    # then happily convert; and the length check comes before int(), which
+    # refuses (ValueError) strings of more than 4,300 digits.
+    if 0 < len(text) <= 5 and text.isascii() and text.isdigit():
+        port = int(text)
+        if port <= 65535:
+            return port
+    return None
+
+
+# RFC 9110 7.2: Host = uri-host [ ":" port ], uri-host from RFC 3986: an IP
+# literal in brackets, or a reg-name (IPv4 addresses are reg-names too, as
+# far as the characters go). A port has at most five digits here.
+_HOST_RE = re.compile(
+    r"(?:\[[0-9A-Za-z:.%]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?"
+)
+
+
+def is_valid_host(value: str) -> bool:
+    """Whether ``value`` is a well-formed ``Host`` header: ``host[:port]``.
+
+    ``host`` is a name or an IPv4 address (RFC 3986's reg-name characters),
+    or an IPv6 address in brackets; ``port``, if present, is a TCP port (at
+    most 65535). A server answers 400 to a request whose ``Host`` is not
+    (RFC 9112 3.2).
+
+    >>> is_valid_host("example.com:8080"), is_valid_host("[::1]")
+    (True, True)
+    >>> is_valid_host("a b"), is_valid_host("a:99999")
+    (False, False)
+    """
+    if not _HOST_RE.fullmatch(value):
+        return False
+    if value.startswith("["):
+        port = value.rpartition("]")[2][1:]
+    else:
+        port = value.partition(":")[2]  # a reg-name has no ":"
+    return not port or _port(port) is not None
 
 
 # RFC 9110 section 15 renamed a few phrases of RFC 7231 (413 "Payload Too

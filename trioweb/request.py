@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .httputil import HTTPHeaders, parse_cookie, parse_qs_bytes, split_host_and_port
+from .errors import HTTPError
+from .httputil import (
+    HTTPHeaders,
+    is_valid_host,
+    parse_cookie,
+    parse_qs_bytes,
+    split_host_and_port,
+)
 
 if TYPE_CHECKING:
     from .http1 import Exchange
@@ -72,7 +79,12 @@ class HTTPServerRequest:
 
     @classmethod
     def from_exchange(cls, exchange: Exchange) -> HTTPServerRequest:
-        """Build the request from what the connection engine parsed."""
+        """Build the request from what the connection engine parsed.
+
+        Raises :exc:`~trioweb.HTTPError` (400) if the ``Host`` header (or
+        the authority of an absolute-form target) is not ``host[:port]``;
+        the engine answers it.
+        """
         headers = HTTPHeaders.from_raw(exchange.headers)
         uri = exchange.target
         host = headers.get("Host")
@@ -88,6 +100,10 @@ class HTTPServerRequest:
             if not uri.startswith("/"):
                 uri = "/" + uri
         path, _, query = uri.partition("?")
+        if host and not is_valid_host(host):
+            # RFC 9112 3.2: a 400, before anything (routing, a handler)
+            # takes the host -- or a port of 5,000 digits -- at its word.
+            raise HTTPError(400, "invalid Host %r", host[:100])
         if not host:
             server = exchange.server
             host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"

@@ -15,8 +15,12 @@ Shutdown (DESIGN.md, contract 6) goes in this order:
 3. wait up to ``graceful_timeout`` for those requests to finish;
 4. cancel whatever is still running (no send is shielded, so a client that
    stopped reading cannot hold this step);
-5. leave the application's lifespan: its nursery is cancelled and its
-   shutdown hooks run.
+5. leave the application's lifespan: its nursery is cancelled, its
+   shutdown hooks run and its lifespan's exit, all under the application's
+   ``shutdown_timeout``.
+
+A second signal stops now: whatever shutdown work remains -- the graceful
+period, the shutdown hooks, the lifespan's exit -- is cancelled.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ class Server:
         # cancels the start-up instead (see _watch_signals).
         self._startup_scope: trio.CancelScope | None = None
         self._interrupted = False
+        # True once the connections are gone and the lifespan's exit (the
+        # application's tear-down) is what remains of the shutdown.
+        self._serving_over = False
 
     def shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent; returns at once).
@@ -127,13 +134,31 @@ class Server:
             conn.shutdown()
 
     def force_stop(self) -> None:
-        """Shut down, cancelling in-flight requests without waiting."""
+        """Stop now: cancel the requests in flight without waiting, and the
+        application's tear-down (its shutdown hooks, its lifespan's exit),
+        whether it has begun or not."""
         self._forced = True
         self.shutdown()
         if self._graceful_scope is not None:
             self._graceful_scope.cancel()
+        self._cancel_teardown()
+
+    def _cancel_teardown(self) -> None:
+        # An Application shields its tear-down (so that a cancelled server
+        # still runs it) and cuts it short itself, whether it has begun or
+        # not; any other lifespan's exit is cancelled from here, once
+        # serving is over (before, that would cancel the serving too).
+        cancel = getattr(self.app, "cancel_teardown", None)
+        if cancel is not None:
+            cancel()
+        elif self._serving_over and self._startup_scope is not None:
+            self._startup_scope.cancel()
 
     def _interrupt_startup(self) -> None:
+        if self._interrupted:
+            # Again: the tear-down of the interrupted start-up is what runs.
+            self._cancel_teardown()
+            return
         self._interrupted = True
         self.shutdown()
         if self._startup_scope is not None:
@@ -367,7 +392,8 @@ async def serve(
 
     A graceful shutdown (see the module docs) begins when
     ``shutdown_trigger`` is set, or on SIGINT/SIGTERM when
-    ``handle_signals`` is true; a second signal skips the graceful period.
+    ``handle_signals`` is true; a second signal stops now, cancelling the
+    rest of the graceful period and the application's tear-down.
     Cancelling the task that runs :func:`serve` stops everything at once,
     as cancellation does in trio.
 
@@ -377,7 +403,11 @@ async def serve(
     and closes them when it returns, and leaves a Unix socket's file alone.
 
     The application's lifespan (``app.running()``, if it has one) is entered
-    before listening and left after the last connection is gone.
+    before listening and left after the last connection is gone. A second
+    signal cancels its exit: through ``app.cancel_teardown()`` if it has
+    one (as :class:`~trioweb.Application` does, whose tear-down is shielded
+    and bounded by its ``shutdown_timeout``), or else by cancelling it once
+    serving is over.
 
     Raises:
       ListenError: if the address cannot be listened on (for example, the
@@ -408,14 +438,22 @@ async def serve_until(
     stop: Callable[[], Awaitable[object]] | None = None,
     signals: Sequence[signal.Signals] = (),
     unblock_signals: bool = False,
+    then_ignore_signals: bool = False,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """:func:`serve`, with its triggers spelled out (for worker processes).
+    """:func:`serve`, with its triggers spelled out (for :func:`run` and
+    worker processes).
 
     A graceful shutdown begins when ``stop()`` returns or on one of
     ``signals``. With ``unblock_signals``, those signals are unblocked
     (``pthread_sigmask``) once their handler is installed: a process that
     blocked them at birth so that none is lost gets the pending one now.
+
+    With ``then_ignore_signals``, once one of ``signals`` has arrived they
+    are ignored (``SIG_IGN``) from the moment this stops watching them, with
+    no gap in between: for a process that exits when this returns, so that
+    one more signal in its last moments -- with nothing left to stop --
+    cannot kill it or print a traceback.
     """
     config = config or ServerConfig()
     server = Server(app, config, sockets)
@@ -426,7 +464,13 @@ async def serve_until(
             # start_soon(): the receiver is installed when it returns), so a
             # signal during the application's start-up is handled too.
             if signals:
-                await watchers.start(_watch_signals, server, signals, unblock_signals)
+                await watchers.start(
+                    _watch_signals,
+                    server,
+                    signals,
+                    unblock_signals,
+                    then_ignore_signals,
+                )
             if stop is not None:
                 watchers.start_soon(_relay, stop, server)
             try:
@@ -434,6 +478,9 @@ async def serve_until(
                     server._startup_scope = startup
                     async with _lifespan(app):
                         await server._serve(task_status)
+                        server._serving_over = True
+                        if server._forced:
+                            server._cancel_teardown()
             finally:
                 watchers.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -457,28 +504,50 @@ async def _watch_signals(
     server: Server,
     signals: Sequence[signal.Signals],
     unblock: bool,
+    then_ignore: bool,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    with trio.open_signal_receiver(*signals) as received:
-        if unblock:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-        task_status.started()
-        async for signum in received:
-            name = signal.Signals(signum).name
-            if not server.listening:
-                log.warning("%s during start-up: stopping", name)
-                server._interrupt_startup()
-            elif server._shutdown_requested.is_set():
-                log.warning("second %s: stopping now", name)
-                server.force_stop()
-            else:
-                log.info(
-                    "%s: shutting down gracefully (up to %g s)",
-                    name,
-                    server.config.graceful_timeout,
-                )
-                server.shutdown()
+    stopping = False
+    try:
+        with trio.open_signal_receiver(*signals) as received:
+            if unblock:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+            task_status.started()
+            async for signum in received:
+                stopping = True
+                _on_signal(server, signal.Signals(signum).name)
+    finally:
+        # Leaving the receiver put back the handlers from before serve():
+        # inside trio.run they turn a signal into KeyboardInterrupt, which
+        # run() absorbs; once trio.run has returned, Python's would kill the
+        # process (SIGTERM) or raise where nothing catches it (SIGINT).
+        # Synchronously, before trio.run can return, ignore them instead.
+        if then_ignore and stopping:
+            for signum in signals:
+                signal.signal(signum, signal.SIG_IGN)
+
+
+def _on_signal(server: Server, name: str) -> None:
+    if not server.listening:
+        log.warning(
+            "%s %s",
+            name,
+            "again: stopping now"
+            if server._interrupted
+            else "during start-up: stopping",
+        )
+        server._interrupt_startup()
+    elif server._shutdown_requested.is_set():
+        log.warning("second %s: stopping now", name)
+        server.force_stop()
+    else:
+        log.info(
+            "%s: shutting down gracefully (up to %g s)",
+            name,
+            server.config.graceful_timeout,
+        )
+        server.shutdown()
 
 
 class _Announcer:
@@ -509,9 +578,14 @@ def run(
 
     Logs go to stderr at ``log_level`` (see :mod:`trioweb.logs`), and one
     ``trioweb: serving on ...`` line announces each address once listening.
-    Ctrl-C or SIGTERM starts a graceful shutdown (a second one skips the
-    wait) and :func:`run` returns normally: no traceback, no exception
+    Ctrl-C or SIGTERM starts a graceful shutdown (a second one stops now)
+    and :func:`run` returns normally: no traceback, no exception
     group. Raises :exc:`ListenError` if the address cannot be listened on.
+
+    The process is on its way out then: :func:`run` returns with SIGINT and
+    SIGTERM ignored, so that one more Ctrl-C while Python exits cannot turn
+    a clean exit (status 0) into a traceback or a kill. A script that goes
+    on after :func:`run` and wants them back calls :func:`signal.signal`.
 
     ``workers`` other than 1 serves from that many worker processes (0: one
     per CPU) under a supervisor, this process: see :mod:`trioweb.workers`.
@@ -540,7 +614,12 @@ def run(
         try:
             trio.run(
                 functools.partial(
-                    serve, app, config, handle_signals=True, task_status=announcer
+                    serve_until,
+                    app,
+                    config,
+                    signals=(signal.SIGINT, signal.SIGTERM),
+                    then_ignore_signals=True,
+                    task_status=announcer,
                 )
             )
         except KeyboardInterrupt:
@@ -583,7 +662,9 @@ def interrupt_on_sigterm() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Only if still ours: run() may have left it ignored (see there).
+        if signal.getsignal(signal.SIGTERM) is _sigterm_as_sigint:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def announce(addresses: Sequence[Any], config: ServerConfig) -> None:

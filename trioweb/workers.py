@@ -35,9 +35,10 @@ The rules:
   keeps dying within 5 s of its start: a crash loop does not spin.
 * SIGINT or SIGTERM: the supervisor stops listening and sends SIGTERM to
   every worker, which shuts down gracefully (:mod:`trioweb.server`); a
-  second signal is forwarded too and skips the graceful period. A worker
-  still running ``graceful_timeout`` + 5 s after the first signal is
-  killed. The supervisor then returns (exit status 0).
+  second signal is forwarded too and stops them now. A worker still
+  running ``graceful_timeout`` + the application's ``shutdown_timeout``
+  (its tear-down's deadline) + 5 s after the first signal is killed, or 5 s
+  after a second signal. The supervisor then returns (exit status 0).
 * Workers ignore SIGINT (Ctrl-C reaches the whole process group; the
   supervisor's forwarded SIGTERM is the one that counts), and shut down
   gracefully by themselves if the supervisor dies (a pipe from it closes).
@@ -87,8 +88,9 @@ RESTART_DELAY = 0.1
 MAX_RESTART_DELAY = 10.0
 #: ...within this many seconds of its start.
 STABLE_AFTER = 5.0
-#: After the first signal, workers get graceful_timeout plus this much (for
-#: the application's shutdown hooks) before they are killed.
+#: After the first signal, workers get graceful_timeout, plus the
+#: application's shutdown_timeout (its tear-down), plus this much (to unwind
+#: and exit) before they are killed.
 KILL_MARGIN = 5.0
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -99,6 +101,13 @@ class WorkerStartError(RuntimeError):
     """A worker process failed before it was serving; the others were
     stopped. The message is one line, fit to show a user; what the worker
     itself printed (a traceback, say) is above it on stderr."""
+
+
+def _teardown_time(app: ExchangeApp) -> float:
+    # An Application's tear-down (shutdown hooks, lifespan exit) is bounded
+    # by its shutdown_timeout; an app that declares no such bound gets none.
+    value = getattr(app, "shutdown_timeout", None)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def worker_count(workers: int) -> int:
@@ -263,6 +272,8 @@ class _Supervisor:
         self.stopping = False
         self.kill_at: float | None = None
         self.error: str | None = None
+        #: A stop signal has arrived.
+        self.signalled = False
         # Signal wake-up pipe (the supervisor reads), and the pipe whose
         # closing tells the workers that the supervisor is gone (they read).
         self._wake_r, self._wake_w = os.pipe()
@@ -298,6 +309,11 @@ class _Supervisor:
             yield
         finally:
             for signum, handler in old.items():
+                if self.signalled and signum in _STOP_SIGNALS:
+                    # Stopped by a signal: the process is on its way out,
+                    # and one more must not kill it (-15) or raise where
+                    # nothing catches it (see trioweb.server.run).
+                    handler = signal.SIG_IGN
                 signal.signal(signum, handler)
             signal.set_wakeup_fd(old_fd)
 
@@ -435,6 +451,7 @@ class _Supervisor:
     # -- stopping ----------------------------------------------------------------
 
     def _on_signal(self, signum: signal.Signals) -> None:
+        self.signalled = True
         if self.stopping:
             log.warning("second %s: stopping the workers now", signum.name)
             self._signal_workers(signal.SIGTERM)
@@ -460,7 +477,12 @@ class _Supervisor:
         # begins its graceful shutdown.
         self.address.close()
         self._signal_workers(signal.SIGTERM)
-        self.kill_at = time.monotonic() + self.config.graceful_timeout + KILL_MARGIN
+        self.kill_at = time.monotonic() + self._stop_deadline()
+
+    def _stop_deadline(self) -> float:
+        """Seconds a worker may take to stop after the first signal: its
+        graceful period, then its application's tear-down, then a margin."""
+        return self.config.graceful_timeout + _teardown_time(self.app) + KILL_MARGIN
 
     def _kill_the_rest(self) -> None:
         self.kill_at = None
@@ -470,7 +492,7 @@ class _Supervisor:
         log.warning(
             "%d worker(s) still running %g s after the signal: killing them",
             len(running),
-            self.config.graceful_timeout + KILL_MARGIN,
+            self._stop_deadline(),
         )
         self._signal_workers(signal.SIGKILL)
 
@@ -509,6 +531,7 @@ class _Supervisor:
                     stop=functools.partial(_supervisor_gone, self._alive_r),
                     signals=(signal.SIGTERM,),
                     unblock_signals=True,
+                    then_ignore_signals=True,
                     task_status=_Ready(ready_fd),
                 )
             )

@@ -79,6 +79,20 @@ class SlowStartApp(ExchangeApp):
             mark("lifespan cleaned up")
 
 
+class HangingExitApp(ExchangeApp):
+    """An app whose lifespan tear-down never ends by itself."""
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        yield
+        mark("lifespan exiting")
+        try:
+            await trio.sleep_forever()
+        finally:
+            mark("lifespan exit cancelled")
+
+
 app = ExchangeApp()
 slow_start = SlowStartApp()
+hanging_exit = HangingExitApp()
 not_an_app = 42

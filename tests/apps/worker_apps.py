@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from tests.apps.exchange_apps import mark
-from trioweb import Exchange
+from trioweb import Application, Exchange, RequestHandler
 
 
 class PidApp:
@@ -55,5 +55,21 @@ class BrokenStartApp(PidApp):
         yield
 
 
+class Pid(RequestHandler):
+    def get(self) -> None:
+        self.write(str(os.getpid()))
+
+
+async def _slow_shutdown_hook() -> None:
+    mark(f"shutdown hook started in {os.getpid()}")
+    await trio.sleep(1.0)
+    mark(f"shutdown hook finished in {os.getpid()}")
+
+
 app = PidApp()
 broken_start = BrokenStartApp()
+#: A trioweb.Application whose shutdown hook takes 1 s, well within its
+#: shutdown_timeout.
+slow_shutdown = Application(
+    [(r"/pid", Pid)], on_shutdown=[_slow_shutdown_hook], shutdown_timeout=5
+)

@@ -6,6 +6,7 @@ re-exported.
 
 from .app import Application
 from .config import ServerConfig
+from .decorators import addslash, removeslash
 from .errors import (
     Finish,
     HTTPError,
@@ -19,12 +20,15 @@ from .httputil import HTTPHeaders
 from .request import HTTPServerRequest
 from .routing import URLSpec, url
 from .server import ListenError, run, serve
+from .sse import EventStream
+from .static import StaticFileHandler
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Application",
     "ErrorHandler",
+    "EventStream",
     "Exchange",
     "ExchangeApp",
     "Finish",
@@ -37,8 +41,11 @@ __all__ = [
     "RedirectHandler",
     "RequestHandler",
     "ServerConfig",
+    "StaticFileHandler",
     "StreamClosedError",
     "URLSpec",
+    "addslash",
+    "removeslash",
     "run",
     "serve",
     "url",

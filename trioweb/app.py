@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from ._concurrency import open_side_nursery
 from .handler import ErrorHandler, RequestHandler
 from .request import HTTPServerRequest
 from .routing import Router, Rule
+from .static import StaticFileHandler
 
 if TYPE_CHECKING:
     from .http1 import Exchange
@@ -62,7 +64,13 @@ class Application:
         ``serve_traceback`` (tracebacks in 500 pages),
         ``default_handler_class`` and ``default_handler_args`` (what
         answers when no rule matches; 404 otherwise), ``shutdown_timeout``
-        (the deadline for the shutdown hooks, 10 s).
+        (the deadline for the shutdown hooks, 10 s), ``static_path`` (a
+        directory served under ``static_url_prefix``, default
+        ``/static/``, plus ``/favicon.ico`` and ``/robots.txt`` from it;
+        ``static_handler_class`` / ``static_handler_args`` replace the
+        handler), ``template_path`` / ``template_loader`` /
+        ``template_environment`` (see :mod:`trioweb.templates`),
+        ``compress_response`` (see :mod:`trioweb.compression`).
     """
 
     def __init__(
@@ -81,10 +89,27 @@ class Application:
         self.on_shutdown: list[Hook] = list(on_shutdown)
         self.lifespan = lifespan
         self.router = Router()
+        handlers = list(handlers or ())
+        static_path = settings.get("static_path")
+        if static_path is not None:
+            handlers[:0] = self._static_rules(settings, static_path)
         if handlers:
             self.router.add_rules(".*$", handlers)
         self._nursery: trio.Nursery | None = None
         self._running = False
+
+    @staticmethod
+    def _static_rules(settings: dict[str, Any], static_path: Any) -> list[Rule]:
+        # As in Tornado: before the application's own rules, so that they
+        # cannot shadow the files by accident.
+        prefix = settings.get("static_url_prefix", "/static/")
+        handler_class = settings.get("static_handler_class", StaticFileHandler)
+        kwargs = {"path": static_path, **settings.get("static_handler_args", {})}
+        return [
+            (re.escape(prefix) + r"(.*)", handler_class, kwargs),
+            (r"/(favicon\.ico)", handler_class, kwargs),
+            (r"/(robots\.txt)", handler_class, kwargs),
+        ]
 
     def add_handlers(self, host_pattern: str, host_handlers: Iterable[Rule]) -> None:
         """Add rules that apply only to hosts matching ``host_pattern``.

@@ -80,24 +80,30 @@ class StaticFileHandler(RequestHandler):
 
     async def _serve(self, path: str, include_body: bool) -> None:
         abspath = self._validate_path(path)
+        # stat before open: opening a FIFO would block until a writer came.
         try:
-            file = await trio.open_file(abspath, "rb")
+            st = await trio.to_thread.run_sync(os.stat, abspath)
         except (FileNotFoundError, NotADirectoryError):
             raise HTTPError(404) from None
-        except IsADirectoryError:
+        except PermissionError:
+            raise HTTPError(403, "cannot stat %s", abspath) from None
+        if stat.S_ISDIR(st.st_mode):
             await self._serve_directory(path, include_body)
             return
+        if not stat.S_ISREG(st.st_mode):
+            raise HTTPError(404, "%s is not a regular file", abspath)
+        try:
+            file = await trio.open_file(abspath, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise HTTPError(404) from None  # replaced since the stat
         except PermissionError:
             raise HTTPError(403, "cannot read %s", abspath) from None
         async with file:
+            # The headers describe the file we opened, even if it was
+            # replaced since the stat.
             st = await trio.to_thread.run_sync(os.fstat, file.fileno())
-            if stat.S_ISDIR(st.st_mode):
-                # Some systems open a directory for reading without error.
-                await file.aclose()
-                await self._serve_directory(path, include_body)
-                return
             if not stat.S_ISREG(st.st_mode):
-                raise HTTPError(404)  # a FIFO or device: never served
+                raise HTTPError(404, "%s is not a regular file", abspath)
             start, end = self._prepare_headers(path, st)
             if self._finished:
                 return

@@ -3,7 +3,6 @@ streaming, static_url versions -- through the real connection code."""
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 from pathlib import Path
@@ -51,7 +50,9 @@ def app_for(root: Path, **kwargs: object) -> Application:
     )
 
 
-async def get(root: Path, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+async def get(
+    root: Path, path: str, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
     async with TestClient(app_for(root)) as client:
         r = await client.get(path, headers=headers)
         return r.status, dict(r.headers.get_all()), r.body
@@ -379,6 +380,12 @@ def test_static_url_without_static_path_says_what_to_do() -> None:
 # -- big files: bounded memory, disconnects ------------------------------------------
 
 
+def sparse(path: Path, size: int) -> None:
+    """A file of ``size`` zero bytes that takes no disk space."""
+    with open(path, "wb") as file:
+        file.truncate(size)
+
+
 def _rss() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -388,8 +395,7 @@ def _rss() -> int:
 async def test_big_file_is_streamed_in_bounded_chunks(tmp_path: Path) -> None:
     big = tmp_path / "big.iso"
     size = 3 * 1024**3  # sparse: costs no disk
-    with open(big, "wb") as file:
-        file.truncate(size)
+    sparse(big, size)
     app = Application([(r"/(.*)", StaticFileHandler, {"path": str(tmp_path)})])
     # Lockstep streams: a send waits for the client to read it, so the
     # server cannot run ahead into a buffer.
@@ -418,8 +424,7 @@ async def test_big_file_is_streamed_in_bounded_chunks(tmp_path: Path) -> None:
 
 async def test_client_leaving_mid_download_frees_everything(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
-    with open(big, "wb") as file:
-        file.truncate(1024**3)
+    sparse(big, 1024**3)
     events: list[str] = []
 
     class Tracked(StaticFileHandler):
@@ -455,8 +460,7 @@ async def test_each_chunk_has_the_write_timeout(
 ) -> None:
     from trioweb import ServerConfig
 
-    with open(tmp_path / "big.bin", "wb") as file:
-        file.truncate(1024**2)
+    sparse(tmp_path / "big.bin", 1024**2)
     finished = trio.Event()
 
     class Tracked(StaticFileHandler):

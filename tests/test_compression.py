@@ -269,18 +269,18 @@ async def test_a_streamed_response_is_compressed_flush_by_flush() -> None:
 
 
 async def test_each_flush_is_decodable_on_arrival() -> None:
-    async with TestClient(make_app()) as client:
-        async with client.stream(
-            "GET", "/streamed", headers={"Accept-Encoding": "gzip"}
-        ) as r:
-            decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            first = await r.receive()
-            # The first flush alone decodes to the first write: the client
-            # is not left waiting for the end of the response.
-            assert decoder.decompress(first) == TEXT
-            rest = await r.read()
-            assert decoder.decompress(rest) == TEXT * 2
-            assert decoder.eof
+    async with (
+        TestClient(make_app()) as client,
+        client.stream("GET", "/streamed", headers={"Accept-Encoding": "gzip"}) as r,
+    ):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        first = await r.receive()
+        # The first flush alone decodes to the first write: the client
+        # is not left waiting for the end of the response.
+        assert decoder.decompress(first) == TEXT
+        rest = await r.read()
+        assert decoder.decompress(rest) == TEXT * 2
+        assert decoder.eof
 
 
 async def test_static_files_are_compressed_but_not_their_ranges(

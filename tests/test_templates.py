@@ -217,7 +217,7 @@ async def test_no_template_setting_says_what_to_do() -> None:
     assert "template_path" in r.text
 
 
-# -- caching and reload ------------------------------------------------------------------
+# -- caching and reload ----------------------------------------------------------
 
 
 async def _render_twice(templates: Path, debug: bool) -> tuple[str, str]:

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._concurrency import open_side_nursery
 from .errors import StreamClosedError
 
 if TYPE_CHECKING:
@@ -148,6 +147,10 @@ class EventStream:
                     # The client is gone: the handler hears it on its own
                     # next send (or is cancelled already).
                     return
+                except Exception:
+                    # The response was ended under us (the handler called
+                    # finish() inside the block): nothing left to keep alive.
+                    return
 
 
 @contextlib.asynccontextmanager
@@ -163,7 +166,22 @@ async def open_event_stream(
     handler.set_header("X-Accel-Buffering", "no")
     await handler.flush()
     stream = EventStream(handler, ping_interval)
-    async with open_side_nursery() as nursery:
-        nursery.start_soon(stream._keep_alive)
-        yield stream
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream._keep_alive)
+            try:
+                yield stream
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The block's own exception comes out as itself -- the handler's
+        # `except trio.Cancelled` or `except StreamClosedError` must see
+        # it -- not in a group with the pinger's cancellation.
+        if body_error is None or not group.subgroup(lambda e: e is body_error):
+            raise
+        raise body_error from None
     await handler.finish()

@@ -253,6 +253,8 @@ async def test_compressed_etag_differs_and_revalidates() -> None:
         **{"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["Etag"]},
     )
     assert again.status == 304
+    # The 304 names the variant the client has (RFC 9110 15.4.5).
+    assert again.headers["Etag"] == zipped.headers["Etag"]
 
 
 async def test_a_streamed_response_is_compressed_flush_by_flush() -> None:
@@ -305,6 +307,10 @@ async def test_static_files_are_compressed_but_not_their_ranges(
         **{"Accept-Encoding": "gzip", "If-None-Match": first.headers["Etag"]},
     )
     assert r.status == 304
+    assert r.headers["Etag"] == first.headers["Etag"]
+    assert first.headers["Etag"].endswith('-gzip"')
+    assert r.headers["Etag"] == first.headers["Etag"]
+    assert first.headers["Etag"].endswith('-gzip"')
 
 
 async def test_vary_is_added_to_an_existing_one() -> None:

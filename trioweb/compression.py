@@ -46,6 +46,7 @@ __all__ = [
     "encoded_etag",
     "etag_matches_encoded",
     "is_compressible",
+    "matching_etag",
     "negotiate",
     "start_encoding",
 ]
@@ -148,14 +149,25 @@ def encoded_etag(etag: str, coding: str) -> str:
     return f"{etag}-{coding}"
 
 
+def matching_etag(if_none_match: str, etag: str) -> str | None:
+    """The tag ``If-None-Match`` matches: ``etag`` itself, the tag of one of
+    its compressed variants, or None.
+
+    A 304 must carry the tag of the representation the client has
+    (RFC 9110 15.4.5), which is the compressed one when it got that.
+    """
+    if etag_matches(if_none_match, etag):
+        return etag
+    for coding in ("br", "gzip"):
+        tag = encoded_etag(etag, coding)
+        if etag_matches(if_none_match, tag):
+            return tag
+    return None
+
+
 def etag_matches_encoded(if_none_match: str, etag: str) -> bool:
     """``etag_matches``, also for the tags of the compressed variants."""
-    if etag_matches(if_none_match, etag):
-        return True
-    return any(
-        etag_matches(if_none_match, encoded_etag(etag, coding))
-        for coding in ("br", "gzip")
-    )
+    return matching_etag(if_none_match, etag) is not None
 
 
 class ResponseEncoder:

@@ -370,6 +370,13 @@ class RequestHandler:
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
+                    # The client may hold the compressed variant's tag.
+                    self._headers["Etag"] = (
+                        compression.matching_etag(
+                            self.request.headers["If-None-Match"], self._headers["Etag"]
+                        )
+                        or self._headers["Etag"]
+                    )
             body = b"".join(self._write_buffer)
             if status in (204, 304) or 100 <= status < 200:
                 if body:

@@ -36,7 +36,7 @@ from typing import Any
 import trio
 
 from . import _files
-from .compression import etag_matches_encoded
+from .compression import matching_etag
 from .errors import HTTPError
 from .handler import RequestHandler
 from .httputil import parse_http_date
@@ -187,7 +187,11 @@ class StaticFileHandler(RequestHandler):
         # counts when there is none.
         if_none_match = headers.get("If-None-Match")
         if if_none_match is not None:
-            return etag_matches_encoded(if_none_match, etag)
+            matched = matching_etag(if_none_match, etag)
+            if matched is not None:
+                # The tag of the variant the client has (maybe compressed).
+                self.set_header("Etag", matched)
+            return matched is not None
         since = headers.get("If-Modified-Since")
         if since is None:
             return False

@@ -133,6 +133,25 @@ async def test_directory_without_default_filename_is_403(root: Path) -> None:
     assert status == 403
 
 
+async def test_static_handler_settings(root: Path) -> None:
+    class Tagged(StaticFileHandler):
+        def set_extra_headers(self, path: str) -> None:
+            self.set_header("X-File", path)
+
+    app = Application(
+        [],
+        static_path=str(root),
+        static_url_prefix="/assets/",
+        static_handler_class=Tagged,
+        static_handler_args={"default_filename": "index.html"},
+    )
+    async with TestClient(app) as client:
+        r = await client.get("/assets/docs/")
+        assert (r.status, r.body) == (200, b"<h1>docs</h1>")
+        assert r.headers["X-File"] == "docs/index.html"
+        assert (await client.get("/static/site.css")).status == 404
+
+
 async def test_static_root_itself_with_default_filename(root: Path) -> None:
     (root / "index.html").write_text("home")
     status, _, body = await get(root, "/files/")
@@ -480,3 +499,24 @@ async def test_each_chunk_has_the_write_timeout(
             # Only the server's write timeout can end the download.
             await finished.wait()
             assert trio.current_time() - start >= 5
+
+
+async def test_a_sibling_directory_with_a_common_prefix_is_outside(
+    root: Path,
+) -> None:
+    # "/x/static-private" starts with "/x/static" but is not inside it.
+    private = root.parent / (root.name + "-private")
+    private.mkdir()
+    (private / "key.txt").write_text("SECRET KEY")
+    (root / "key.txt").symlink_to(private / "key.txt")
+    status, _, body = await get(root, "/static/key.txt")
+    assert status == 403
+    assert b"SECRET" not in body
+
+
+def test_content_type_of_compressed_files() -> None:
+    from trioweb._files import content_type_for
+
+    assert content_type_for("a.tar.gz") == "application/gzip"
+    assert content_type_for("a.svg") == "image/svg+xml; charset=utf-8"
+    assert content_type_for("a.png") == "image/png"

@@ -214,14 +214,3 @@ class StaticFileHandler(RequestHandler):
             elif parse_http_date(if_range) != modified:
                 return _files.RANGE_IGNORED
         return _files.parse_range(header, size)
-
-    @classmethod
-    def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
-        """The content hash ``static_url`` puts in ``?v=`` (None if absent)."""
-        root = settings.get("static_path")
-        if root is None:
-            return None
-        try:
-            return _files.version_hash(_files.resolve_under(str(root), path))
-        except _files.PathRefused:
-            return None

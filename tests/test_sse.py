@@ -233,3 +233,35 @@ async def test_an_error_in_the_block_ends_the_response_and_is_logged(
         r = await client.get("/nothing")
         assert r.status == 404
     assert any("boom" in str(rec.exc_info) for rec in caplog.records)
+
+
+async def test_comments_and_the_event_count() -> None:
+    counts: list[int] = []
+
+    class Events(RequestHandler):
+        async def get(self) -> None:
+            async with self.event_stream() as events:
+                await events.comment("hello\nthere")
+                await events.send("x")
+                counts.append(events.events_sent)
+
+    async with TestClient(Application([("/events", Events)])) as client:
+        r = await client.get("/events")
+    assert r.body == b": hello\n: there\n\ndata: x\n\n"
+    assert counts == [1]
+
+
+async def test_a_bad_ping_interval_is_a_500_that_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Events(RequestHandler):
+        async def get(self) -> None:
+            async with self.event_stream(ping_interval=0):
+                pass
+
+    async with TestClient(Application([("/events", Events)])) as client:
+        r = await client.get("/events")
+    assert r.status == 500
+    assert any(
+        "ping_interval must be > 0" in str(rec.exc_info) for rec in caplog.records
+    )

@@ -105,8 +105,6 @@ class StaticFileHandler(RequestHandler):
             if not stat.S_ISREG(st.st_mode):
                 raise HTTPError(404, "%s is not a regular file", abspath)
             start, end = self._prepare_headers(path, st)
-            if self._finished:
-                return
             if not include_body or self._status_code in (304, 416):
                 await self.finish()
                 return

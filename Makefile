@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: serve test check lint typecheck bench clean
+.PHONY: serve serve-site test check lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 ## Install and serve the example app on http://127.0.0.1:$(PORT)/
 serve: $(VENV)/.installed
 	$(BIN)/trioweb serve examples.hello:app --port $(PORT)
+
+## Install and serve the example site (examples/site/) on http://127.0.0.1:$(PORT)/
+serve-site: $(VENV)/.installed
+	$(BIN)/trioweb serve examples.site.app:app --port $(PORT)
 
 ## Install the test tools and run the whole suite, the type checker and the linter
 test: $(VENV)/.installed-test

@@ -312,7 +312,7 @@ async def test_head_runs_get_and_drops_the_body() -> None:
     assert head.body == b""
     assert head.headers["X-From"] == "get"
     assert head.headers["Content-Length"] == get.headers["Content-Length"] == "123"
-    assert head.headers["Etag"] == get.headers["Etag"]
+    assert head.headers["ETag"] == get.headers["ETag"]
 
 
 async def test_explicit_head_is_preferred_over_get() -> None:

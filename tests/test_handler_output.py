@@ -355,7 +355,7 @@ async def test_flush_streams_chunked_pieces_in_order() -> None:
         assert r.headers["Transfer-Encoding"] == "chunked"
         assert r.headers["X-Early"] == "yes"
         assert "Content-Length" not in r.headers
-        assert "Etag" not in r.headers  # not computed once the head is out
+        assert "ETag" not in r.headers  # not computed once the head is out
         # Each flush arrives while the handler waits: the pieces are sent
         # as they are flushed, not when the handler ends.
         assert await r.receive() == b"one"
@@ -813,9 +813,9 @@ async def test_etag_is_computed_for_200_get_and_head() -> None:
     async with TestClient(Application([("/", Resource)])) as client:
         get = await client.get("/")
         head = await client.head("/")
-    assert get.headers["Etag"] == BODY_ETAG
+    assert get.headers["ETag"] == BODY_ETAG
     assert get.headers["Content-Length"] == str(len(BODY))
-    assert head.headers["Etag"] == BODY_ETAG
+    assert head.headers["ETag"] == BODY_ETAG
     assert head.headers["Content-Length"] == str(len(BODY))
     assert head.body == b""
 
@@ -830,10 +830,10 @@ async def test_no_etag_for_other_methods_or_statuses() -> None:
             self.write(BODY)
 
     async with TestClient(Application([("/", H)])) as client:
-        assert "Etag" not in (await client.get("/")).headers
+        assert "ETag" not in (await client.get("/")).headers
         r = await client.post("/", headers={"If-None-Match": "*"}, body=b"x")
         assert r.status == 200
-        assert "Etag" not in r.headers
+        assert "ETag" not in r.headers
 
 
 @pytest.mark.parametrize(
@@ -872,7 +872,7 @@ async def test_non_matching_if_none_match_is_200(if_none_match: str) -> None:
     r = await fetch(Resource, headers={"If-None-Match": if_none_match})
     assert r.status == 200
     assert r.body == BODY
-    assert r.headers["Etag"] == BODY_ETAG
+    assert r.headers["ETag"] == BODY_ETAG
 
 
 async def test_compute_etag_override_and_none_disables() -> None:
@@ -891,11 +891,11 @@ async def test_compute_etag_override_and_none_disables() -> None:
             self.write("anything")
 
     r = await fetch(Custom)
-    assert r.headers["Etag"] == '"v1"'
+    assert r.headers["ETag"] == '"v1"'
     r = await fetch(Custom, headers={"If-None-Match": 'W/"v1"'})
     assert (r.status, r.body) == (304, b"")
     r = await fetch(NoEtag)
-    assert "Etag" not in r.headers
+    assert "ETag" not in r.headers
     r = await fetch(NoEtag, headers={"If-None-Match": "*"})
     assert (r.status, r.text) == (200, "anything")
 
@@ -903,14 +903,14 @@ async def test_compute_etag_override_and_none_disables() -> None:
 async def test_etag_set_by_the_handler_is_kept() -> None:
     class H(RequestHandler):
         def get(self) -> None:
-            self.set_header("Etag", '"mine"')
+            self.set_header("ETag", '"mine"')
             if self.check_etag_header():
                 self.set_status(304)
                 return
             self.write("body")
 
     r = await fetch(H)
-    assert r.headers["Etag"] == '"mine"'
+    assert r.headers["ETag"] == '"mine"'
     assert r.text == "body"
     r = await fetch(H, headers={"If-None-Match": '"mine"'})
     assert (r.status, r.body) == (304, b"")

@@ -48,26 +48,35 @@ def _responses(data: bytes) -> list[h11.Response]:
     complete responses; h11 raises on anything malformed."""
     responses = []
     while data:
-        parser = h11.Connection(h11.CLIENT)
-        parser.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
-        parser.send(h11.EndOfMessage())
-        parser.receive_data(data)
-        parser.receive_data(b"")  # the server has closed
-        head = None
-        while True:
-            event = parser.next_event()
-            assert event is not h11.NEED_DATA
-            if type(event) is h11.Response:
-                head = event
-            elif type(event) in (h11.EndOfMessage, h11.ConnectionClosed):
-                break
-        assert head is not None, data
+        try:
+            parser, head = _one_response(data, "GET")
+        except h11.RemoteProtocolError:
+            # The answer to a HEAD request (a refused one too) has no body.
+            parser, head = _one_response(data, "HEAD")
         responses.append(head)
         closes = b"close" in dict(head.headers).get(b"connection", b"")
         data = parser.trailing_data[0]
         if closes:
             assert data == b"", "bytes after a Connection: close response"
     return responses
+
+
+def _one_response(data: bytes, method: str) -> tuple[h11.Connection, h11.Response]:
+    parser = h11.Connection(h11.CLIENT)
+    parser.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
+    parser.send(h11.EndOfMessage())
+    parser.receive_data(data)
+    parser.receive_data(b"")  # the server has closed
+    head = None
+    while True:
+        event = parser.next_event()
+        assert event is not h11.NEED_DATA
+        if type(event) is h11.Response:
+            head = event
+        elif type(event) in (h11.EndOfMessage, h11.ConnectionClosed):
+            break
+    assert head is not None, data
+    return parser, head
 
 
 _eol = st.sampled_from([b"\r\n"] * 6 + [b"\n", b"\r", b" "])

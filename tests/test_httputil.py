@@ -113,7 +113,7 @@ def test_headers_keep_conventional_spellings() -> None:
     headers = HTTPHeaders({"etag": '"x"', "www-authenticate": "Basic"})
     headers.add("SEC-WEBSOCKET-ACCEPT", "k")
     assert list(headers) == ["ETag", "WWW-Authenticate", "Sec-WebSocket-Accept"]
-    assert headers["Etag"] == '"x"'
+    assert headers["ETag"] == '"x"'
     assert list(HTTPHeaders.from_raw([(b"etag", b'"y"')])) == ["ETag"]
 
 

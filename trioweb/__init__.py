@@ -7,6 +7,7 @@ re-exported.
 from .app import Application
 from .auth import authenticated
 from .config import ServerConfig
+from .decorators import addslash, removeslash
 from .errors import (
     Finish,
     HTTPError,
@@ -22,6 +23,8 @@ from .request import HTTPServerRequest
 from .routing import URLSpec, url
 from .security import SecurityHeaders
 from .server import ListenError, run, serve
+from .sse import EventStream
+from .static import StaticFileHandler
 
 __version__ = "0.1.0"
 
@@ -29,6 +32,7 @@ __all__ = [
     "Application",
     "DeadlineExceeded",
     "ErrorHandler",
+    "EventStream",
     "Exchange",
     "ExchangeApp",
     "Finish",
@@ -43,9 +47,12 @@ __all__ = [
     "RequestHandler",
     "SecurityHeaders",
     "ServerConfig",
+    "StaticFileHandler",
     "StreamClosedError",
     "URLSpec",
+    "addslash",
     "authenticated",
+    "removeslash",
     "run",
     "serve",
     "url",

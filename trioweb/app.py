@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from .overload import check_settings
 from .request import HTTPServerRequest
 from .routing import Router, Rule
 from .security import security_headers_from_setting
+from .static import StaticFileHandler
 
 if TYPE_CHECKING:
     from .http1 import Exchange
@@ -69,7 +71,13 @@ class Application:
         lifespan's exit together, 10 s), ``cleanup_timeout`` (the deadline
         of each handler's ``on_connection_close()`` and ``on_finish()``,
         10 s), ``request_timeout`` (seconds each request may run before it
-        is answered 503; default none; see :mod:`trioweb.overload`). The
+        is answered 503; default none; see :mod:`trioweb.overload`),
+        ``static_path`` (a directory served under ``static_url_prefix``,
+        default ``/static/``, plus ``/favicon.ico`` and ``/robots.txt`` from
+        it; ``static_handler_class`` / ``static_handler_args`` replace the
+        handler), ``template_path`` / ``template_loader`` /
+        ``template_environment`` (see :mod:`trioweb.templates`),
+        ``compress_response`` (see :mod:`trioweb.compression`). The
         security settings (``cookie_secret``, ``xsrf_cookies``,
         ``cross_origin_protection``, ``login_url``, ``security_headers``,
         ...) are in ``docs/security.md``.
@@ -94,6 +102,10 @@ class Application:
         self.on_shutdown: list[Hook] = list(on_shutdown)
         self.lifespan = lifespan
         self.router = Router()
+        handlers = list(handlers or ())
+        static_path = settings.get("static_path")
+        if static_path is not None:
+            handlers[:0] = self._static_rules(settings, static_path)
         if handlers:
             self.router.add_rules(".*$", handlers)
         self._nursery: trio.Nursery | None = None
@@ -103,6 +115,19 @@ class Application:
         self._teardown_deadline: float | None = None
         self._teardown_scopes: set[trio.CancelScope] = set()
         self._teardown_cancelled = False
+
+    @staticmethod
+    def _static_rules(settings: dict[str, Any], static_path: Any) -> list[Rule]:
+        # As in Tornado: before the application's own rules, so that they
+        # cannot shadow the files by accident.
+        prefix = settings.get("static_url_prefix", "/static/")
+        handler_class = settings.get("static_handler_class", StaticFileHandler)
+        kwargs = {"path": static_path, **settings.get("static_handler_args", {})}
+        return [
+            (re.escape(prefix) + r"(.*)", handler_class, kwargs),
+            (r"/(favicon\.ico)", handler_class, kwargs),
+            (r"/(robots\.txt)", handler_class, kwargs),
+        ]
 
     def add_handlers(self, host_pattern: str, host_handlers: Iterable[Rule]) -> None:
         """Add rules that apply only to hosts matching ``host_pattern``.

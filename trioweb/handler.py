@@ -39,12 +39,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
-from . import auth
+from . import _files, auth, compression, sse, templates
 from ._concurrency import run_hook
 from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
 from .httputil import (
     HTTPHeaders,
-    etag_matches,
     format_set_cookie,
     format_timestamp,
     is_valid_header_name,
@@ -293,6 +292,7 @@ class RequestHandler:
             self._headers[name] = value
         self.set_default_headers()
         self._write_buffer: list[bytes] = []
+        self._encoder: compression.ResponseEncoder | None = None
         self._status_code = 200
         self._reason = "OK"
 
@@ -417,8 +417,11 @@ class RequestHandler:
         chunk = b"".join(self._write_buffer)
         self._write_buffer = []
         if not self._headers_written:
+            chunk = self._start_encoding(chunk, end=False)
             await self._send_head(self._status_code, chunk, end=False)
         elif chunk:
+            if self._encoder is not None:
+                chunk = self._encoder.compress(chunk, end=False)
             await self._exchange.send_body(chunk)
 
     async def _send_head(self, status: int, body: bytes, *, end: bool) -> None:
@@ -457,27 +460,37 @@ class RequestHandler:
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
+                    # The client may hold the compressed variant's tag.
+                    self._headers["ETag"] = (
+                        compression.matching_etag(
+                            self.request.headers["If-None-Match"], self._headers["ETag"]
+                        )
+                        or self._headers["ETag"]
+                    )
+            body = b"".join(self._write_buffer)
             if status in (204, 304) or 100 <= status < 200:
-                if any(self._write_buffer):
+                if body:
                     raise RuntimeError(f"cannot send a body with status {status}")
-                self._write_buffer = []
                 self._clear_representation_headers()
-            elif "Content-Length" not in self._headers:
-                self._headers["Content-Length"] = str(
-                    sum(len(part) for part in self._write_buffer)
-                )
+            else:
+                body = self._start_encoding(body, end=True)
+                if "Content-Length" not in self._headers:
+                    self._headers["Content-Length"] = str(len(body))
             # Finished from here on, unless the head is refused before
             # anything is sent: then the caller's error page still can be.
             self._finished = True
             try:
-                await self._send_head(status, b"".join(self._write_buffer), end=True)
+                await self._send_head(status, body, end=True)
             except Exception:
                 if not self._headers_written:
                     self._finished = False
                 raise
         else:
             self._finished = True
-            await self._exchange.send_body(b"".join(self._write_buffer), end=True)
+            body = b"".join(self._write_buffer)
+            if self._encoder is not None:
+                body = self._encoder.compress(body, end=True)
+            await self._exchange.send_body(body, end=True)
         self._write_buffer = []
 
     def _clear_representation_headers(self) -> None:
@@ -547,7 +560,78 @@ class RequestHandler:
         if_none_match = self.request.headers.get("If-None-Match")
         if not etag or not if_none_match:
             return False
-        return etag_matches(if_none_match, etag)
+        # A client may revalidate with the tag of the compressed variant.
+        return compression.etag_matches_encoded(if_none_match, etag)
+
+    # -- static files, templates, compression, server-sent events ------------
+    # Thin doors: the logic lives in _files.py/static.py, templates.py,
+    # compression.py and sse.py.
+
+    def static_url(self, path: str, include_version: bool = True) -> str:
+        """The URL of static file ``path`` (``static_path`` setting).
+
+        ``/static/css/site.css?v=<content hash>``: the hash is computed once
+        per version of the file, and a versioned URL is served with
+        ``Cache-Control: max-age=31536000, immutable``.
+        """
+        return _files.static_url(self.settings, path, include_version)
+
+    def reverse_url(self, name: str, *args: Any) -> str:
+        """``self.application.reverse_url(name, *args)``."""
+        return self.application.reverse_url(name, *args)
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        """The names every template sees (override it to add your own).
+
+        ``handler``, ``request``, ``settings``, ``current_user``,
+        ``static_url``, ``reverse_url``, and ``xsrf_form_html`` /
+        ``xsrf_token`` when the handler has them.
+        """
+        return templates.namespace_for(self)
+
+    def render_string(self, template_name: str, **kwargs: Any) -> str:
+        """Render template ``template_name`` with ``kwargs`` and return it."""
+        return templates.render(self, template_name, None, kwargs)
+
+    async def render(self, template_name: str, **kwargs: Any) -> None:
+        """Render template ``template_name`` and finish the response with it.
+
+        A ``write()`` after it raises :exc:`RuntimeError`: the response is
+        complete. A template error is a 500 (with the template name and line
+        in the traceback when ``debug`` is on).
+        """
+        html = self.render_string(template_name, **kwargs)
+        await self.finish(html)
+
+    def event_stream(
+        self, ping_interval: float = sse.PING_INTERVAL
+    ) -> contextlib.AbstractAsyncContextManager[sse.EventStream]:
+        """Answer with server-sent events: ``async with`` it, then ``send``.
+
+        ::
+
+            async with self.event_stream() as events:
+                await events.send("hello", event="greeting", id="1")
+
+        See :mod:`trioweb.sse`.
+        """
+        return sse.open_event_stream(self, ping_interval)
+
+    def _start_encoding(self, body: bytes, *, end: bool) -> bytes:
+        # The compression door: called once, as the head goes out.
+        if not self.settings.get("compress_response"):
+            return body
+        self._encoder = compression.start_encoding(
+            method=self.request.method,
+            status=self._status_code,
+            request_headers=self.request.headers,
+            response_headers=self._headers,
+            body=body,
+            end=end,
+        )
+        if self._encoder is None:
+            return body
+        return self._encoder.compress(body, end=end)
 
     # -- errors ---------------------------------------------------------------
 

@@ -87,11 +87,18 @@ def check_head(head: RequestHead) -> HeadRules:
     keep_alive = http11
     expects_continue = False
     host: bytes | None = None
+    hosts = 0
     content_types = 0
+    # A refusal that depends on the order of the fields would differ between
+    # backends (h11 checks the transfer coding first): 501 for an unknown
+    # coding wins over every 400 below, wherever the fields stand.
+    for name, value in head.headers:
+        if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
+            # RFC 9112 6.1: a coding we do not understand is a 501.
+            raise ProtocolError(501, "only Transfer-Encoding: chunked is supported")
     for name, value in head.headers:
         if name == b"host":
-            if host is not None:
-                raise ProtocolError(400, "more than one Host header")
+            hosts += 1
             host = value
         elif name == b"content-length":
             if content_length is not None:
@@ -102,9 +109,6 @@ def check_head(head: RequestHead) -> HeadRules:
                 raise ProtocolError(400, "bad Content-Length")
             content_length = int(value)
         elif name == b"transfer-encoding":
-            if value.strip().lower() != b"chunked":
-                # RFC 9112 6.1: a coding we do not understand is a 501.
-                raise ProtocolError(501, "only Transfer-Encoding: chunked is supported")
             chunked = True
         elif name == b"connection":
             if b"close" in value.lower():
@@ -113,6 +117,8 @@ def check_head(head: RequestHead) -> HeadRules:
             expects_continue = value.lower() == b"100-continue"
         elif name == b"content-type":
             content_types += 1
+    if hosts > 1:
+        raise ProtocolError(400, "more than one Host header")
     if host is None:
         if http11:
             raise ProtocolError(400, "missing Host header")

@@ -475,7 +475,13 @@ class HttptoolsParser:
                 raise cause from None
             raise
         except httptools.HttpParserError as exc:
-            raise ProtocolError(_httptools_status(str(exc)), str(exc)) from None
+            status = _httptools_status(str(exc))
+            if status == 400 and any(
+                name == b"transfer-encoding" and value.strip().lower() != b"chunked"
+                for name, value in self._headers
+            ):
+                status = 501  # an unknown coding wins, as with h11 and headrules
+            raise ProtocolError(status, str(exc)) from None
 
     def _fail(self, error: ProtocolError) -> None:
         # A failed parser keeps failing: the error is raised again on every

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
+from .body import check_declared_length
 from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
 from .httputil import (
     HTTPHeaders,
@@ -45,7 +46,6 @@ from .httputil import (
     format_set_cookie,
     format_timestamp,
     is_valid_header_value,
-    parse_body_arguments,
     qs_to_qsl,
     reason_phrase,
     url_concat,
@@ -106,7 +106,10 @@ class RequestHandler:
         :exc:`~trioweb.StreamClosedError` once the client is gone.
     ``max_body_size`` (default None: the server's ``max_body_size``)
         The largest request body this handler accepts; larger ones get 413
-        before the body is read.
+        before the body is read. May be above the server's limit.
+    ``stream_request_body`` (default False)
+        Read the body as it arrives instead of before ``prepare()`` (see
+        :func:`trioweb.stream_request_body`).
     """
 
     SUPPORTED_METHODS: tuple[str, ...] = (
@@ -120,6 +123,7 @@ class RequestHandler:
     )
     cancel_on_disconnect: bool = True
     max_body_size: int | None = None
+    stream_request_body: bool = False
 
     # The defaults answer 405; a subclass defines the ones it serves. Typed
     # loosely because subclasses choose their own signatures.
@@ -732,21 +736,39 @@ class RequestHandler:
             allowed.insert(allowed.index("GET") + 1, "HEAD")
         return allowed
 
+    # -- the request body (trioweb/body.py) ----------------------------------
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """Receive a chunk of a streamed body (Tornado style; may be async).
+
+        Called, for a class decorated with :func:`trioweb.stream_request_body`
+        that overrides it, with each chunk after ``prepare()`` and before
+        the method. A streaming class that does not override it reads
+        ``async for chunk in self.request.stream():`` instead.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} streams its body but neither overrides "
+            "data_received() nor reads self.request.stream()"
+        )
+
     async def _read_body(self) -> None:
         exchange = self._exchange
-        if not exchange.has_body:
-            return
         if self.max_body_size is not None:
             exchange.max_body_size = self.max_body_size
+        if not exchange.has_body:
+            return
         request = self.request
-        request.body = await exchange.read_body()
-        content_type = request.headers.get("Content-Type", "")
-        if content_type:
-            parse_body_arguments(
-                content_type, request.body, request.body_arguments, request.headers
-            )
-            for name, values in request.body_arguments.items():
-                request.arguments.setdefault(name, []).extend(values)
+        stream = request.stream()
+        request.body = await stream.read()
+
+    async def _stream_body(self) -> None:
+        # After prepare(), which may have changed request.max_body_size: a
+        # declared length over it is a 413 before any byte (or 100 Continue).
+        check_declared_length(self._exchange)
+        if type(self).data_received is RequestHandler.data_received:
+            return
+        async for chunk in self.request.stream():
+            await _maybe_await(self.data_received(chunk))
 
     async def _run(
         self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]
@@ -769,11 +791,18 @@ class RequestHandler:
             name: self.decode_argument(arg, name=name) if arg is not None else None
             for name, arg in path_kwargs.items()
         }
-        await self._read_body()
+        streaming = getattr(self, "stream_request_body", False)
+        if streaming:
+            if self.max_body_size is not None:
+                self._exchange.max_body_size = self.max_body_size
+        else:
+            await self._read_body()
         await _maybe_await(self.prepare())
         self._prepared = True
         if self._finished:
             return
+        if streaming:
+            await self._stream_body()
         result = await _maybe_await(func(*self.path_args, **self.path_kwargs))
         if result is not None:
             # Tornado fails the same way: the response is what the method
@@ -819,6 +848,10 @@ class RequestHandler:
                 await _maybe_await(self.on_finish())
             except Exception:
                 app_log.error("uncaught exception in on_finish()", exc_info=True)
+            finally:
+                # Uploaded files' temporary files go with the request,
+                # however it ended.
+                self.request.close_files()
 
 
 class ErrorHandler(RequestHandler):

@@ -5,6 +5,7 @@ re-exported.
 """
 
 from .app import Application
+from .body import stream_request_body
 from .config import ServerConfig
 from .errors import (
     Finish,
@@ -16,6 +17,7 @@ from .errors import (
 from .handler import ErrorHandler, RedirectHandler, RequestHandler
 from .http1 import Exchange, ExchangeApp
 from .httputil import HTTPHeaders
+from .multipart import MultipartParser, UploadedFile
 from .request import HTTPServerRequest
 from .routing import URLSpec, url
 from .server import ListenError, run, serve
@@ -34,12 +36,15 @@ __all__ = [
     "HTTPServerRequest",
     "ListenError",
     "MissingArgumentError",
+    "MultipartParser",
     "RedirectHandler",
     "RequestHandler",
     "ServerConfig",
     "StreamClosedError",
     "URLSpec",
+    "UploadedFile",
     "run",
     "serve",
+    "stream_request_body",
     "url",
 ]

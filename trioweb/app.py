@@ -21,6 +21,7 @@ serving period.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ import trio
 
 from ._concurrency import open_side_nursery
 from .handler import ErrorHandler, RequestHandler
+from .httputil import HTTPHeaders
+from .proxy import TrustedProxies, resolve_client
 from .request import HTTPServerRequest
 from .routing import Router, Rule
 
@@ -62,7 +65,13 @@ class Application:
         ``serve_traceback`` (tracebacks in 500 pages),
         ``default_handler_class`` and ``default_handler_args`` (what
         answers when no rule matches; 404 otherwise), ``shutdown_timeout``
-        (the deadline for the shutdown hooks, 10 s).
+        (the deadline for the shutdown hooks, 10 s). Request input (see
+        ``docs/request-input.md``): ``max_form_fields`` (1000),
+        ``max_multipart_parts`` (100), ``max_part_header_size`` (10 KiB),
+        ``multipart_spool_size`` (1 MiB), ``max_json_depth`` (64),
+        ``decompress_request`` (False), ``xheaders`` (False: believe proxy
+        headers from the server's ``forwarded_allow_ips``, as
+        ``--proxy-headers`` does).
     """
 
     def __init__(
@@ -173,7 +182,10 @@ class Application:
 
     async def handle_exchange(self, exchange: Exchange) -> None:
         """Serve one request: route it, create the handler, run it."""
-        request = HTTPServerRequest.from_exchange(exchange)
+        config = exchange.config
+        if config.proxy_headers or self.settings.get("xheaders"):
+            _apply_proxy_headers(exchange, _trusted(config.forwarded_allow_ips))
+        request = HTTPServerRequest.from_exchange(exchange, self.settings)
         match = self.router.find(request.host_name, request.path)
         handler_class: type[RequestHandler]
         if match is not None:
@@ -191,3 +203,23 @@ class Application:
             path_args, path_kwargs = [], {}
         handler = handler_class(self, request, exchange, **kwargs)
         await handler._execute(path_args, path_kwargs)
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted(spec: str) -> TrustedProxies:
+    return TrustedProxies(spec)
+
+
+def _apply_proxy_headers(exchange: Exchange, trusted: TrustedProxies) -> None:
+    # The exchange itself is updated, so the access log shows the client
+    # too, not the proxy.
+    peer = exchange.client
+    client, scheme = resolve_client(
+        peer[0] if peer is not None else None,
+        HTTPHeaders.from_raw(exchange.headers),
+        trusted,
+    )
+    if client is not None:
+        exchange.client = (client, 0)
+    if scheme is not None:
+        exchange.scheme = scheme

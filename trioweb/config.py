@@ -42,6 +42,12 @@ def _http_backend(instance: Any, attribute: attrs.Attribute[Any], value: str) ->
             )
 
 
+def _allow_ips(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    from .proxy import TrustedProxies
+
+    TrustedProxies(value)  # raises ValueError with what to write instead
+
+
 def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {value!r}")
@@ -103,3 +109,13 @@ class ServerConfig:
     #: The request parser: ``"h11"``, ``"httptools"`` (``trioweb[fast]``),
     #: or ``"auto"``: httptools when it is installed, else h11.
     http: str = attrs.field(default="auto", validator=_http_backend)
+
+    #: Take the client's address and scheme from ``X-Forwarded-For``,
+    #: ``X-Forwarded-Proto``, ``X-Real-Ip`` and ``Forwarded`` when the peer
+    #: is one of ``forwarded_allow_ips`` (see :mod:`trioweb.proxy`).
+    proxy_headers: bool = False
+    #: The trusted proxies: comma-separated IPs and CIDR ranges, or ``*``.
+    #: ``trioweb serve`` also reads ``$FORWARDED_ALLOW_IPS``.
+    forwarded_allow_ips: str = attrs.field(
+        default="127.0.0.1,::1", validator=_allow_ips
+    )

@@ -419,3 +419,19 @@ def test_the_linear_check_catches_a_quadratic_parser() -> None:
 
     with pytest.raises(AssertionError, match="not linear"):
         assert_linear(quadratic, lambda n: b"x" * n)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E))
+    .map(str.strip)
+    .filter(bool)
+)
+async def test_random_cookie_headers_never_fail_a_request(header: str) -> None:
+    class Handler(RequestHandler):
+        def get(self) -> None:
+            self.write({k: m.value for k, m in self.request.cookies.items()})
+
+    async with TestClient(Application([("/", Handler)])) as client:
+        r = await client.get("/", headers={"Cookie": header})
+    assert r.status == 200

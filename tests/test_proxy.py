@@ -11,6 +11,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from linear import assert_linear
 from processes import trioweb_process
 
 from trioweb import Application, RequestHandler, ServerConfig
@@ -242,3 +243,17 @@ async def test_cli_proxy_headers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert await _serve_and_ask("--proxy-headers") == "127.0.0.1 http"
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
     assert await _serve_and_ask("--proxy-headers") == "203.0.113.7 https"
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("X-Forwarded-For", lambda n: ", ".join(["10.0.0.1"] * n)),
+        ("X-Forwarded-For", lambda n: "," * n),
+        ("Forwarded", lambda n: ", ".join(["for=10.0.0.1;proto=https"] * n)),
+        ("Forwarded", lambda n: 'for="' + ";" * n),
+        ("X-Forwarded-Proto", lambda n: "https," * n),
+    ],
+)
+def test_resolving_is_linear(name: str, make: Any) -> None:
+    assert_linear(lambda value: resolve("127.0.0.1", (name, value)), make, n=100)

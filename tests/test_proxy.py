@@ -42,7 +42,7 @@ def test_trusted_addresses_and_ranges() -> None:
 def test_a_bad_entry_says_what_to_write() -> None:
     with pytest.raises(ValueError, match="not an IP address or a CIDR range"):
         TrustedProxies("127.0.0.1,localhost")
-    with pytest.raises(ValueError, match="forwarded-allow-ips"):
+    with pytest.raises(ValueError, match="forwarded_allow_ips must list"):
         ServerConfig(forwarded_allow_ips="10.0.0.0/33")
 
 
@@ -257,3 +257,14 @@ async def test_cli_proxy_headers(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_resolving_is_linear(name: str, make: Any) -> None:
     assert_linear(lambda value: resolve("127.0.0.1", (name, value)), make, n=100)
+
+
+async def test_cli_bad_allow_ips_is_a_one_line_error() -> None:
+    async with trioweb_process(
+        "serve", "tests.apps.input_apps:app", "--forwarded-allow-ips", "10.0.0.1,lan"
+    ) as process:
+        assert await process.finish() == 2
+        lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("trioweb: error: --forwarded-allow-ips must list")
+    assert "'lan' is not an IP address or a CIDR range" in lines[0]

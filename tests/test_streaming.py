@@ -147,6 +147,20 @@ async def test_stream_can_be_read_once() -> None:
     assert "only once" in r.text
 
 
+async def test_a_buffered_handler_is_told_where_its_body_is() -> None:
+    class Buffered(RequestHandler):
+        async def put(self) -> None:
+            try:
+                self.request.stream()
+            except RuntimeError as exc:
+                self.write(str(exc))
+
+    async with TestClient(Application([("/", Buffered)])) as client:
+        r = await client.put("/", body=b"abc")
+    assert "request.body" in r.text
+    assert "stream_request_body" in r.text
+
+
 # -- per-request max_body_size ---------------------------------------------------------
 
 
@@ -189,7 +203,8 @@ async def test_max_body_size_cannot_change_once_reading() -> None:
 
     async with TestClient(Application([("/", Late)])) as client:
         r = await client.put("/", body=b"abc")
-    assert "prepare" in r.text
+    assert "prepare()" in r.text
+    assert "class attribute max_body_size" in r.text
 
 
 # -- 100-continue ----------------------------------------------------------------------

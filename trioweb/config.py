@@ -45,7 +45,10 @@ def _http_backend(instance: Any, attribute: attrs.Attribute[Any], value: str) ->
 def _allow_ips(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     from .proxy import TrustedProxies
 
-    TrustedProxies(value)  # raises ValueError with what to write instead
+    try:
+        TrustedProxies(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name} must list trusted proxies: {exc}") from None
 
 
 def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:

@@ -56,8 +56,8 @@ class TrustedProxies:
                 self._networks.append(ipaddress.ip_network(item, strict=False))
             except ValueError:
                 raise ValueError(
-                    f"forwarded-allow-ips: {item!r} is not an IP address or a "
-                    "CIDR range (use e.g. 127.0.0.1, 10.0.0.0/8, ::1, or *)"
+                    f"{item!r} is not an IP address or a CIDR range "
+                    "(use e.g. 127.0.0.1, 10.0.0.0/8, ::1, or *)"
                 ) from None
 
     def __contains__(self, host: object) -> bool:

@@ -247,7 +247,9 @@ class HTTPServerRequest:
             raise ValueError(f"max_body_size must be 0 or more, got {value!r}")
         if self._stream is not None:
             raise RuntimeError(
-                "set max_body_size before reading the body (in prepare())"
+                "the body is already being read: set request.max_body_size in "
+                "prepare() of a @trioweb.stream_request_body handler (a "
+                "buffered handler sets the class attribute max_body_size)"
             )
         self.exchange.max_body_size = value
 
@@ -264,7 +266,11 @@ class HTTPServerRequest:
         if self.exchange is None:
             raise RuntimeError("this request has no connection to read from")
         if self._stream is not None:
-            raise RuntimeError("request.stream() can be called only once")
+            raise RuntimeError(
+                "the body was already read: request.stream() can be called "
+                "only once, and only in a @trioweb.stream_request_body handler "
+                "(a buffered handler finds the body in request.body)"
+            )
         decoder = content_decoder(
             self.headers.get("Content-Encoding"),
             bool(self._settings.get("decompress_request")),

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from linear import assert_linear
 
-from trioweb import Application, HTTPError, RequestHandler
+from trioweb import Application, HTTPError, HTTPServerRequest, RequestHandler
 from trioweb.forms import (
     is_json_type,
     media_type,
@@ -435,3 +435,30 @@ async def test_random_cookie_headers_never_fail_a_request(header: str) -> None:
     async with TestClient(Application([("/", Handler)])) as client:
         r = await client.get("/", headers={"Cookie": header})
     assert r.status == 200
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "; ".join(f"c{i}=v" for i in range(n)),
+        lambda n: "a=" + '"' + "\\\\" * n + '"',
+        lambda n: "; ".join(["expires=1"] * n),
+    ],
+)
+def test_request_cookies_are_linear(make: Any) -> None:
+    def cookies(header: str) -> None:
+        request = HTTPServerRequest(
+            method="GET",
+            uri="/",
+            path="/",
+            query="",
+            version="HTTP/1.1",
+            headers=HTTPHeaders({"Cookie": header}),
+            remote_ip="127.0.0.1",
+            protocol="http",
+            host="h",
+            host_name="h",
+        )
+        request.cookies  # noqa: B018 (parses)
+
+    assert_linear(cookies, make)

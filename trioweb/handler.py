@@ -752,14 +752,8 @@ class RequestHandler:
         )
 
     async def _read_body(self) -> None:
-        exchange = self._exchange
-        if self.max_body_size is not None:
-            exchange.max_body_size = self.max_body_size
-        if not exchange.has_body:
-            return
-        request = self.request
-        stream = request.stream()
-        request.body = await stream.read()
+        if self._exchange.has_body:
+            self.request.body = await self.request.stream().read()
 
     async def _stream_body(self) -> None:
         # After prepare(), which may have changed request.max_body_size: a
@@ -791,11 +785,10 @@ class RequestHandler:
             name: self.decode_argument(arg, name=name) if arg is not None else None
             for name, arg in path_kwargs.items()
         }
-        streaming = getattr(self, "stream_request_body", False)
-        if streaming:
-            if self.max_body_size is not None:
-                self._exchange.max_body_size = self.max_body_size
-        else:
+        if self.max_body_size is not None:
+            self._exchange.max_body_size = self.max_body_size
+        streaming = self.stream_request_body
+        if not streaming:
             await self._read_body()
         await _maybe_await(self.prepare())
         self._prepared = True

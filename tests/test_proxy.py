@@ -268,3 +268,29 @@ async def test_cli_bad_allow_ips_is_a_one_line_error() -> None:
     assert len(lines) == 1, lines
     assert lines[0].startswith("trioweb: error: --forwarded-allow-ips must list")
     assert "'lan' is not an IP address or a CIDR range" in lines[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Forwarded-Proto"]
+            ),
+            st.text(
+                alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E),
+                min_size=1,
+                max_size=40,
+            ),
+        ),
+        max_size=4,
+    )
+)
+async def test_random_proxy_headers_never_give_a_500(
+    headers: list[tuple[str, str]],
+) -> None:
+    app = Application([("/", WhoAmI)], xheaders=True)
+    async with TestClient(app) as client:
+        r = await client.get("/", headers=headers)
+    assert r.status == 200
+    assert r.json()["protocol"] in ("http", "https")

@@ -21,8 +21,11 @@ its body can parse uploads as they arrive::
         async for chunk in self.request.stream():
             parser.feed(chunk)
         fields, files = parser.close()
+        ...  # use the files here
     finally:
-        parser.discard()  # closes the temporary files on error
+        # Closes every file the parser made: on error, on cancellation
+        # (the client left), and once you are done with them.
+        parser.discard()
 
 Pure: no I/O beyond the temporary files, no trio.
 """

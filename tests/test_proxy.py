@@ -64,6 +64,12 @@ def resolve(peer: str | None, *headers: tuple[str, str]) -> tuple[Any, Any]:
         ("127.0.0.1", [("X-Forwarded-Proto", "https")], (None, "https")),
         ("127.0.0.1", [("X-Forwarded-Proto", "HTTPS")], (None, "https")),
         ("127.0.0.1", [("X-Forwarded-Proto", "ftp")], (None, None)),
+        ("127.0.0.1", [("X-Scheme", "https")], (None, "https")),
+        (
+            "127.0.0.1",
+            [("X-Scheme", "https"), ("X-Forwarded-Proto", "http")],
+            (None, "http"),
+        ),
         ("127.0.0.1", [("X-Forwarded-Proto", "javascript")], (None, None)),
         # Untrusted peer: ignored, whatever they say.
         ("198.51.100.1", [("X-Forwarded-For", "203.0.113.7")], (None, None)),

@@ -124,7 +124,8 @@ def resolve_client(
 
     Nothing is taken from an untrusted ``peer``. ``Forwarded`` wins over
     ``X-Forwarded-For`` / ``X-Forwarded-Proto``, which win over
-    ``X-Real-Ip``; a scheme other than ``http`` or ``https`` is ignored.
+    ``X-Real-Ip`` / ``X-Scheme``; a scheme other than ``http`` or ``https``
+    is ignored.
     """
     if peer not in trusted:
         return None, None
@@ -155,7 +156,8 @@ def resolve_client(
         p for field in headers.get_list("X-Forwarded-Proto") for p in field.split(",")
     ]
     if not protos:
-        return client, None
+        # Tornado's xheaders also read X-Scheme.
+        return client, _proto(headers.get("X-Scheme"))
     # With one scheme per hop, the client's is the one at its index.
     if index is not None and len(protos) == len(chain):
         return client, _proto(protos[index])

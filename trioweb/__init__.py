@@ -6,6 +6,7 @@ re-exported.
 
 from .app import Application
 from .auth import authenticated
+from .body import stream_request_body
 from .config import ServerConfig
 from .decorators import addslash, removeslash
 from .errors import (
@@ -18,6 +19,7 @@ from .errors import (
 from .handler import ErrorHandler, RedirectHandler, RequestHandler
 from .http1 import Exchange, ExchangeApp
 from .httputil import HTTPHeaders
+from .multipart import MultipartParser, UploadedFile
 from .overload import DeadlineExceeded, Overloaded
 from .request import HTTPServerRequest
 from .routing import URLSpec, url
@@ -42,6 +44,7 @@ __all__ = [
     "HTTPServerRequest",
     "ListenError",
     "MissingArgumentError",
+    "MultipartParser",
     "Overloaded",
     "RedirectHandler",
     "RequestHandler",
@@ -50,10 +53,12 @@ __all__ = [
     "StaticFileHandler",
     "StreamClosedError",
     "URLSpec",
+    "UploadedFile",
     "addslash",
     "authenticated",
     "removeslash",
     "run",
     "serve",
+    "stream_request_body",
     "url",
 ]

@@ -31,7 +31,9 @@ import trio
 
 from ._concurrency import open_side_nursery
 from .handler import ErrorHandler, RequestHandler
+from .httputil import HTTPHeaders
 from .overload import check_settings
+from .proxy import TrustedProxies, resolve_client
 from .request import HTTPServerRequest
 from .routing import Router, Rule
 from .security import security_headers_from_setting
@@ -80,7 +82,13 @@ class Application:
         ``compress_response`` (see :mod:`trioweb.compression`). The
         security settings (``cookie_secret``, ``xsrf_cookies``,
         ``cross_origin_protection``, ``login_url``, ``security_headers``,
-        ...) are in ``docs/security.md``.
+        ...) are in ``docs/security.md``. Request input (see
+        ``docs/request-input.md``): ``max_form_fields`` (1000),
+        ``max_multipart_parts`` (100), ``max_part_header_size`` (10 KiB),
+        ``multipart_spool_size`` (1 MiB), ``max_json_depth`` (64),
+        ``decompress_request`` (False), ``xheaders`` (False: believe proxy
+        headers from the server's ``forwarded_allow_ips``, as
+        ``--proxy-headers`` does).
     """
 
     def __init__(
@@ -280,7 +288,10 @@ class Application:
 
     async def handle_exchange(self, exchange: Exchange) -> None:
         """Serve one request: route it, create the handler, run it."""
-        request = HTTPServerRequest.from_exchange(exchange)
+        config = exchange.config
+        if config.proxy_headers or self.settings.get("xheaders"):
+            _apply_proxy_headers(exchange, _trusted(config.forwarded_allow_ips))
+        request = HTTPServerRequest.from_exchange(exchange, self.settings)
         match = self.router.find(request.host_name, request.path)
         handler_class: type[RequestHandler]
         if match is not None:
@@ -298,3 +309,23 @@ class Application:
             path_args, path_kwargs = [], {}
         handler = handler_class(self, request, exchange, **kwargs)
         await handler._execute(path_args, path_kwargs)
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted(spec: str) -> TrustedProxies:
+    return TrustedProxies(spec)
+
+
+def _apply_proxy_headers(exchange: Exchange, trusted: TrustedProxies) -> None:
+    # The exchange itself is updated, so the access log shows the client
+    # too, not the proxy.
+    peer = exchange.client
+    client, scheme = resolve_client(
+        peer[0] if peer is not None else None,
+        HTTPHeaders.from_raw(exchange.headers),
+        trusted,
+    )
+    if client is not None:
+        exchange.client = (client, 0)
+    if scheme is not None:
+        exchange.scheme = scheme

@@ -60,11 +60,16 @@ _FIELD_HELP = {
     "graceful_timeout": "seconds in-flight requests get to finish on shutdown",
     "access_log": "log one line per request on stderr",
     "http": "request parser: auto (httptools when installed), h11 or httptools",
+    "proxy_headers": "trust X-Forwarded-For/-Proto, X-Real-Ip and Forwarded "
+    "from --forwarded-allow-ips peers",
+    "forwarded_allow_ips": "trusted proxies: comma-separated IPs and CIDR "
+    "ranges, or * (also $FORWARDED_ALLOW_IPS)",
 }
 
 _METAVARS = {
     "host": "HOST",
     "uds": "PATH",
+    "forwarded_allow_ips": "LIST",
     "http": "{auto,h11,httptools}",
     "min_body_rate": "BYTES_PER_S",
     "int": "N",
@@ -291,6 +296,8 @@ def _serve(args: argparse.Namespace) -> None:
         for field in attrs.fields(ServerConfig)
         if getattr(args, field.name, None) is not None
     }
+    if "forwarded_allow_ips" not in options and os.environ.get("FORWARDED_ALLOW_IPS"):
+        options["forwarded_allow_ips"] = os.environ["FORWARDED_ALLOW_IPS"]
     try:
         config = ServerConfig(**options)
     except (ValueError, TypeError) as exc:

@@ -51,6 +51,15 @@ def _positive_or_none(
         )
 
 
+def _allow_ips(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    from .proxy import TrustedProxies
+
+    try:
+        TrustedProxies(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name} must list trusted proxies: {exc}") from None
+
+
 def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {value!r}")
@@ -136,3 +145,13 @@ class ServerConfig:
     #: The request parser: ``"h11"``, ``"httptools"`` (``trioweb[fast]``),
     #: or ``"auto"``: httptools when it is installed, else h11.
     http: str = attrs.field(default="auto", validator=_http_backend)
+
+    #: Take the client's address and scheme from ``X-Forwarded-For``,
+    #: ``X-Forwarded-Proto``, ``X-Real-Ip`` and ``Forwarded`` when the peer
+    #: is one of ``forwarded_allow_ips`` (see :mod:`trioweb.proxy`).
+    proxy_headers: bool = False
+    #: The trusted proxies: comma-separated IPs and CIDR ranges, or ``*``.
+    #: ``trioweb serve`` also reads ``$FORWARDED_ALLOW_IPS``.
+    forwarded_allow_ips: str = attrs.field(
+        default="127.0.0.1,::1", validator=_allow_ips
+    )

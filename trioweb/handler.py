@@ -41,6 +41,7 @@ import trio
 
 from . import _files, auth, compression, sse, templates
 from ._concurrency import run_hook
+from .body import check_declared_length
 from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
 from .httputil import (
     HTTPHeaders,
@@ -48,7 +49,6 @@ from .httputil import (
     format_timestamp,
     is_valid_header_name,
     is_valid_header_value,
-    parse_body_arguments,
     qs_to_qsl,
     reason_phrase,
     url_concat,
@@ -131,7 +131,10 @@ class RequestHandler:
         :exc:`~trioweb.StreamClosedError` once the client is gone.
     ``max_body_size`` (default None: the server's ``max_body_size``)
         The largest request body this handler accepts; larger ones get 413
-        before the body is read.
+        before the body is read. May be above the server's limit.
+    ``stream_request_body`` (default False)
+        Read the body as it arrives instead of before ``prepare()`` (see
+        :func:`trioweb.stream_request_body`).
     ``security_headers`` (default None: the application's setting)
         True, False, a dict or a :class:`~trioweb.SecurityHeaders`: the
         security headers of this class's responses (``docs/security.md``).
@@ -152,6 +155,7 @@ class RequestHandler:
     cancel_on_disconnect: bool = True
     max_body_size: int | None = None
     security_headers: Any = None
+    stream_request_body: bool = False
 
     # The defaults answer 405; a subclass defines the ones it serves. Typed
     # loosely because subclasses choose their own signatures.
@@ -1092,21 +1096,33 @@ class RequestHandler:
             allowed.insert(allowed.index("GET") + 1, "HEAD")
         return allowed
 
+    # -- the request body (trioweb/body.py) ----------------------------------
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """Receive a chunk of a streamed body (Tornado style; may be async).
+
+        Called, for a class decorated with :func:`trioweb.stream_request_body`
+        that overrides it, with each chunk after ``prepare()`` and before
+        the method. A streaming class that does not override it reads
+        ``async for chunk in self.request.stream():`` instead.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} streams its body but neither overrides "
+            "data_received() nor reads self.request.stream()"
+        )
+
     async def _read_body(self) -> None:
-        exchange = self._exchange
-        if not exchange.has_body:
+        if self._exchange.has_body:
+            self.request.body = await self.request.stream().read()
+
+    async def _stream_body(self) -> None:
+        # After prepare(), which may have changed request.max_body_size: a
+        # declared length over it is a 413 before any byte (or 100 Continue).
+        check_declared_length(self._exchange)
+        if type(self).data_received is RequestHandler.data_received:
             return
-        if self.max_body_size is not None:
-            exchange.max_body_size = self.max_body_size
-        request = self.request
-        request.body = await exchange.read_body()
-        content_type = request.headers.get("Content-Type", "")
-        if content_type:
-            parse_body_arguments(
-                content_type, request.body, request.body_arguments, request.headers
-            )
-            for name, values in request.body_arguments.items():
-                request.arguments.setdefault(name, []).extend(values)
+        async for chunk in self.request.stream():
+            await _maybe_await(self.data_received(chunk))
 
     async def _run(
         self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]
@@ -1129,14 +1145,20 @@ class RequestHandler:
             name: self.decode_argument(arg, name=name) if arg is not None else None
             for name, arg in path_kwargs.items()
         }
+        if self.max_body_size is not None:
+            self._exchange.max_body_size = self.max_body_size
         # Refused from the headers alone: the body is never waited for.
         error = auth.cross_origin_error(
             self.request, self.settings, self.check_trusted_origin
         )
         if error is not None:
             raise HTTPError(403, "%s", error)
-        await self._read_body()
+        streaming = self.stream_request_body
+        if not streaming:
+            await self._read_body()
         if self.settings.get("xsrf_cookies") and method not in auth.SAFE_METHODS:
+            # A streamed body is not read yet: its token must come in a
+            # header or the query string, as with Tornado.
             self.check_xsrf_cookie()
         if self._current_user is _UNKNOWN_USER and auth.loads_user_async(
             self.get_current_user
@@ -1146,6 +1168,8 @@ class RequestHandler:
         self._prepared = True
         if self._finished:
             return
+        if streaming:
+            await self._stream_body()
         result = await _maybe_await(func(*self.path_args, **self.path_kwargs))
         if result is not None:
             # Tornado fails the same way: the response is what the method
@@ -1184,7 +1208,12 @@ class RequestHandler:
             if exchange.disconnected and not exchange.finished:
                 await self._run_hook(self.on_connection_close)
         finally:
-            await self._run_hook(self.on_finish)
+            try:
+                await self._run_hook(self.on_finish)
+            finally:
+                # Uploaded files' temporary files go with the request,
+                # however it ended.
+                self.request.close_files()
 
     async def _run_hook(self, hook: Callable[[], object]) -> None:
         # Each gets its own deadline, so that a slow one cannot hold the

@@ -225,6 +225,11 @@ class Exchange:
         # A HEAD response ended at its head while the app meant to stream.
         self._head_only = False
 
+    @property
+    def config(self) -> ServerConfig:
+        """The server's settings (read-only)."""
+        return self._conn.config
+
     # -- the disconnect signal ------------------------------------------------
 
     def on_disconnect(self, callback: Callable[[], object]) -> None:
@@ -1108,9 +1113,12 @@ class HTTP1Connection:
             # shutdown, or the app failed mid-response). nginx's codes.
             status = 499 if exchange.disconnected else 444
         duration = (trio.current_time() - exchange.start_time) * 1000
+        # exchange.client: the application may have replaced the peer with
+        # the client a trusted proxy reported.
+        client = exchange.client
         access_log.info(
             '%s "%s %s HTTP/%s" %d %d %.1fms%s',
-            self._peer_name(),
+            f"{client[0]}:{client[1]}" if client is not None else "-",
             exchange.method,
             exchange.target,
             exchange.http_version,

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import http.cookies
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
+from . import forms, multipart
+from .body import BodyStream, content_decoder
 from .errors import HTTPError
 from .httputil import (
     HTTPHeaders,
+    _query_bytes,
     is_valid_host,
     parse_cookie,
-    parse_qs_bytes,
     split_host_and_port,
 )
+from .multipart import UploadedFile
 
 if TYPE_CHECKING:
     from .http1 import Exchange
@@ -45,17 +49,25 @@ class HTTPServerRequest:
       query: The query string part of ``uri``, without the ``?``.
       version: ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
       headers: A case-insensitive multi-dict (:class:`~trioweb.httputil.HTTPHeaders`).
-      body: The request body, once read (empty before, and for requests
-        without one).
-      remote_ip: The client's address.
-      protocol: ``"http"`` or ``"https"``.
+      body: The request body, once read (empty before, for requests
+        without one, and for a handler that streams its body).
+      remote_ip: The client's address (behind a trusted proxy, the one the
+        proxy reports: see ``docs/request-input.md``).
+      protocol: ``"http"`` or ``"https"`` (the same).
       host: The ``Host`` header (with port), the host of an absolute-form
         target, or else the server's address.
       host_name: ``host`` without the port, lowercased.
       arguments: Query and body arguments together, ``{name: [bytes, ...]}``.
       query_arguments: Arguments from the query string.
-      body_arguments: Arguments from a form-encoded body.
-      files: Uploaded files (filled by multipart support; empty for now).
+      body_arguments: Arguments from a form body (urlencoded or multipart).
+      files: Uploaded files from a multipart body,
+        ``{name: [UploadedFile, ...]}``.
+
+    The argument dicts and ``files`` are parsed on first use, not before:
+    a request whose handler never asks for them costs nothing to parse.
+    Parsing is capped by the application's settings (``max_form_fields``,
+    ``max_multipart_parts``, ...); a request over a cap is a 400, raised
+    where the handler first asks.
     """
 
     method: str
@@ -69,16 +81,22 @@ class HTTPServerRequest:
     host: str
     host_name: str
     body: bytes = b""
-    query_arguments: dict[str, list[bytes]] = attrs.Factory(dict)
-    body_arguments: dict[str, list[bytes]] = attrs.Factory(dict)
-    arguments: dict[str, list[bytes]] = attrs.Factory(dict)
-    files: dict[str, list[object]] = attrs.Factory(dict)
     exchange: Exchange | None = None
     _start_time: float = 0.0
     _cookies: http.cookies.SimpleCookie | None = None
+    #: The application's settings: the input caps.
+    _settings: Mapping[str, Any] = attrs.field(factory=dict, alias="settings")
+    _query_arguments: dict[str, list[bytes]] | None = None
+    _body_arguments: dict[str, list[bytes]] | None = None
+    _arguments: dict[str, list[bytes]] | None = None
+    _files: dict[str, list[UploadedFile]] | None = None
+    _open_files: list[UploadedFile] = attrs.Factory(list)
+    _stream: BodyStream | None = None
 
     @classmethod
-    def from_exchange(cls, exchange: Exchange) -> HTTPServerRequest:
+    def from_exchange(
+        cls, exchange: Exchange, settings: Mapping[str, Any] | None = None
+    ) -> HTTPServerRequest:
         """Build the request from what the connection engine parsed.
 
         Raises :exc:`~trioweb.HTTPError` (400) if the ``Host`` header (or
@@ -107,7 +125,6 @@ class HTTPServerRequest:
         if not host:
             server = exchange.server
             host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
-        query_arguments = parse_qs_bytes(query) if query else {}
         return cls(
             method=exchange.method,
             uri=uri,
@@ -119,11 +136,182 @@ class HTTPServerRequest:
             protocol=exchange.scheme,
             host=host,
             host_name=split_host_and_port(host.lower())[0],
-            query_arguments=query_arguments,
-            # A copy: body arguments are merged in later.
-            arguments={k: list(v) for k, v in query_arguments.items()},
             exchange=exchange,
             start_time=exchange.start_time,
+            settings=settings if settings is not None else {},
+        )
+
+    # -- arguments and files, parsed on first use -------------------------------
+
+    def _setting(self, name: str, default: int) -> int:
+        return int(self._settings.get(name, default))
+
+    @property
+    def query_arguments(self) -> dict[str, list[bytes]]:
+        if self._query_arguments is None:
+            self._query_arguments = forms.parse_urlencoded(
+                _query_bytes(self.query),
+                self._setting("max_form_fields", forms.DEFAULT_MAX_FORM_FIELDS),
+                what="query string",
+            )
+        return self._query_arguments
+
+    @query_arguments.setter
+    def query_arguments(self, value: dict[str, list[bytes]]) -> None:
+        self._query_arguments = value
+        self._arguments = None
+
+    @property
+    def body_arguments(self) -> dict[str, list[bytes]]:
+        if self._body_arguments is None:
+            self._parse_body()
+            assert self._body_arguments is not None
+        return self._body_arguments
+
+    @body_arguments.setter
+    def body_arguments(self, value: dict[str, list[bytes]]) -> None:
+        self._body_arguments = value
+        self._arguments = None
+
+    @property
+    def files(self) -> dict[str, list[UploadedFile]]:
+        if self._files is None:
+            self._parse_body()
+            assert self._files is not None
+        return self._files
+
+    @files.setter
+    def files(self, value: dict[str, list[UploadedFile]]) -> None:
+        self._files = value
+
+    @property
+    def arguments(self) -> dict[str, list[bytes]]:
+        if self._arguments is None:
+            merged = {
+                name: list(values) for name, values in self.query_arguments.items()
+            }
+            for name, values in self.body_arguments.items():
+                merged.setdefault(name, []).extend(values)
+            self._arguments = merged
+        return self._arguments
+
+    @arguments.setter
+    def arguments(self, value: dict[str, list[bytes]]) -> None:
+        self._arguments = value
+
+    def _parse_body(self) -> None:
+        fields: dict[str, list[bytes]] = {}
+        files: dict[str, list[UploadedFile]] = {}
+        content_type = self.headers.get("Content-Type", "")
+        kind = forms.media_type(content_type)
+        # A body still encoded (gzip without decompress_request) is not
+        # parsed as garbage; it stays in request.body, as Tornado does.
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if self.body and encoding in ("", "identity"):
+            if kind == "application/x-www-form-urlencoded":
+                fields = forms.parse_urlencoded(
+                    self.body,
+                    self._setting("max_form_fields", forms.DEFAULT_MAX_FORM_FIELDS),
+                    what="form body",
+                )
+            elif kind == "multipart/form-data":
+                fields, files = multipart.parse_multipart(
+                    self.body,
+                    content_type,
+                    max_parts=self._setting(
+                        "max_multipart_parts", multipart.DEFAULT_MAX_MULTIPART_PARTS
+                    ),
+                    max_header_size=self._setting(
+                        "max_part_header_size", multipart.DEFAULT_MAX_PART_HEADER_SIZE
+                    ),
+                    spool_size=self._setting(
+                        "multipart_spool_size", multipart.DEFAULT_MULTIPART_SPOOL_SIZE
+                    ),
+                )
+                for uploads in files.values():
+                    self._open_files.extend(uploads)
+        self._body_arguments = fields
+        self._files = files
+
+    def close_files(self) -> None:
+        """Close every uploaded file of this request (their temporary files
+        are deleted). The handler does it when the request ends."""
+        for upload in self._open_files:
+            upload.close()
+        self._open_files.clear()
+
+    # -- the body -----------------------------------------------------------
+
+    @property
+    def max_body_size(self) -> int:
+        """The largest body this request may have (decompressed, if the
+        ``decompress_request`` setting is on).
+
+        Starts at the server's ``max_body_size`` (or the handler class's).
+        A streaming handler may raise or lower it in ``prepare()``, before
+        the body is read; a body over it is a 413.
+        """
+        if self.exchange is None:
+            return 0
+        return self.exchange.max_body_size
+
+    @max_body_size.setter
+    def max_body_size(self, value: int) -> None:
+        if self.exchange is None:
+            raise RuntimeError("this request has no connection to read from")
+        if value < 0:
+            raise ValueError(f"max_body_size must be 0 or more, got {value!r}")
+        if self._stream is not None:
+            raise RuntimeError(
+                "the body is already being read: set request.max_body_size in "
+                "prepare() of a @trioweb.stream_request_body handler (a "
+                "buffered handler sets the class attribute max_body_size)"
+            )
+        self.exchange.max_body_size = value
+
+    def stream(self) -> BodyStream:
+        """The body, chunk by chunk: ``async for chunk in request.stream():``.
+
+        For handlers decorated with :func:`trioweb.stream_request_body`
+        (others have read the whole body into :attr:`body` already). The
+        first read sends ``100 Continue`` when the client waits for it.
+        Chunks are decompressed when the ``decompress_request`` setting is
+        on. Reading past :attr:`max_body_size` raises ``HTTPError(413)``.
+        Call it once per request.
+        """
+        if self.exchange is None:
+            raise RuntimeError("this request has no connection to read from")
+        if self._stream is not None:
+            raise RuntimeError(
+                "the body was already read: request.stream() can be called "
+                "only once, and only in a @trioweb.stream_request_body handler "
+                "(a buffered handler finds the body in request.body)"
+            )
+        decoder = content_decoder(
+            self.headers.get("Content-Encoding"),
+            bool(self._settings.get("decompress_request")),
+            self.exchange.max_body_size,
+        )
+        if decoder is not None:
+            # What the handler sees is the decoded body; say so, as
+            # Tornado does, so nothing decodes it a second time.
+            self.headers["X-Consumed-Content-Encoding"] = self.headers.pop(
+                "Content-Encoding"
+            )
+        self._stream = BodyStream(self.exchange, decoder)
+        return self._stream
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        415 unless the Content-Type is ``application/json`` or ``...+json``;
+        400 for a body that is not UTF-8 JSON or is nested deeper than the
+        ``max_json_depth`` setting (64).
+        """
+        return forms.parse_json(
+            self.body,
+            self.headers.get("Content-Type", ""),
+            self._setting("max_json_depth", forms.DEFAULT_MAX_JSON_DEPTH),
         )
 
     @property

@@ -1,0 +1,58 @@
+"""A check that a parser's cost grows linearly with its input.
+
+Tornado and Starlette shipped advisories for parsers that were quadratic on
+hostile input. The check: parsing ten times the input must cost less than
+twenty times as much (a quadratic parser costs a hundred times). It is built
+not to flake on a busy machine: each size is timed as the fastest of many
+single calls, interleaved, with the garbage collector paused; and the input
+is kept small enough that one call of the larger size takes about a
+millisecond, shorter than the scheduler's time slice, so that some calls of
+each size run without being preempted.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _once(func: Callable[[Any], object], data: Any) -> float:
+    start = time.perf_counter()
+    try:
+        func(data)
+    except Exception:
+        pass  # a parser refusing the input is fine: only its cost counts
+    return time.perf_counter() - start
+
+
+def assert_linear(
+    func: Callable[[Any], object], make: Callable[[int], Any], n: int = 300
+) -> None:
+    """Assert that ``func(make(10 * n))`` costs < 20 x ``func(make(n))``.
+
+    ``n`` is an upper bound: it is halved while one call on ``make(n)``
+    takes more than 100 us.
+    """
+    while n > 10 and min(_once(func, make(n)) for _ in range(3)) > 100e-6:
+        n //= 2
+    small_input, large_input = make(n), make(10 * n)
+    best = [float("inf"), float("inf")]
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        deadline = time.perf_counter() + 0.25
+        calls = 0
+        while calls < 15 or (calls < 300 and time.perf_counter() < deadline):
+            calls += 1
+            best[0] = min(best[0], _once(func, small_input))
+            best[1] = min(best[1], _once(func, large_input))
+    finally:
+        if enabled:
+            gc.enable()
+    small, large = best
+    assert large < 20 * small, (
+        f"10x the input (n={n}) cost {large / small:.1f}x the time "
+        f"({small * 1e6:.0f} us -> {large * 1e6:.0f} us): not linear"
+    )

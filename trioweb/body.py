@@ -1,0 +1,195 @@
+"""Reading a request body: streamed, bounded, decompressed.
+
+The connection engine hands out the body chunk by chunk
+(:meth:`~trioweb.http1.Exchange.receive_body`: bounded by the request's
+``max_body_size``, the body timeout between chunks, ``100 Continue`` sent on
+the first read). This module is the web layer's side of it:
+
+* :class:`BodyStream`, what ``async for chunk in self.request.stream():``
+  iterates. The engine reads from the socket only as fast as the handler
+  asks for chunks, so a slow handler slows the client down (backpressure)
+  and the server never buffers more than its read-ahead;
+* :class:`Decompressor`: ``Content-Encoding: gzip``/``deflate`` decoded as it
+  streams (the ``decompress_request`` setting), its output capped by the
+  same ``max_body_size``, so a gzip bomb is a 413 before it is inflated;
+* :func:`stream_request_body`, Tornado's class decorator.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import HTTPError, HTTPInputError
+
+if TYPE_CHECKING:
+    from .http1 import Exchange
+
+__all__ = ["BodyStream", "Decompressor", "stream_request_body"]
+
+_T = TypeVar("_T", bound=type)
+
+# Each piece the decompressor hands out is at most this large, so a small
+# compressed chunk never becomes a large allocation.
+_PIECE = 64 * 1024
+
+
+def stream_request_body(cls: _T) -> _T:
+    """Class decorator: the handler reads its body as it arrives.
+
+    Without it, trioweb reads the whole body (up to ``max_body_size``)
+    before ``prepare()``. With it, ``prepare()`` runs first, and then
+    either
+
+    * the method reads the body itself, trio style::
+
+          @trioweb.stream_request_body
+          class Upload(trioweb.RequestHandler):
+              async def put(self):
+                  async for chunk in self.request.stream():
+                      ...
+
+    * or, Tornado style, the class defines ``data_received(chunk)`` (sync or
+      async), called with each chunk before the method runs.
+
+    The same as setting the class attribute ``stream_request_body = True``.
+    """
+    setattr(cls, "stream_request_body", True)  # noqa: B010 (any class)
+    return cls
+
+
+class Decompressor:
+    """Decode a ``gzip`` or ``deflate`` body incrementally, its output capped.
+
+    ``max_size`` bounds the decoded total: one byte more raises
+    ``HTTPError(413)`` without inflating further. Corrupt data is a 400.
+    """
+
+    def __init__(self, encoding: str, max_size: int) -> None:
+        # 31: a gzip header and trailer; 15: zlib's (what HTTP calls
+        # "deflate").
+        self._zlib = zlib.decompressobj(31 if encoding == "gzip" else 15)
+        self.encoding = encoding
+        self.max_size = max_size
+        self.size = 0
+
+    def decompress(self, data: bytes) -> list[bytes]:
+        """The decoded pieces of ``data`` (each at most 64 KiB)."""
+        pieces = []
+        pending = data
+        while pending:
+            try:
+                piece = self._zlib.decompress(pending, _PIECE)
+            except zlib.error as exc:
+                raise HTTPError(
+                    400,
+                    "bad %s request body: %s",
+                    self.encoding,
+                    exc,
+                    reason=f"Corrupt {self.encoding} request body",
+                ) from None
+            self._count(piece)
+            if piece:
+                pieces.append(piece)
+            pending = self._zlib.unconsumed_tail
+        return pieces
+
+    def flush(self) -> bytes:
+        """Whatever is left at the end of the body."""
+        if not self._zlib.eof:
+            raise HTTPError(
+                400,
+                "%s request body is truncated",
+                self.encoding,
+                reason=f"Truncated {self.encoding} request body",
+            )
+        return b""
+
+    def _count(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.max_size:
+            raise HTTPInputError(
+                413,
+                "decompressed request body exceeds %d bytes",
+                self.max_size,
+                reason=f"Request body too large once decompressed "
+                f"(limit {self.max_size} bytes)",
+            )
+
+
+def content_decoder(
+    headers_encoding: str | None, enabled: bool, max_size: int
+) -> Decompressor | None:
+    """The decoder for a request's ``Content-Encoding``, or None.
+
+    None when decoding is off or the body is not encoded. An encoding other
+    than gzip or deflate (or a list of them) is a 415.
+    """
+    if not enabled or headers_encoding is None:
+        return None
+    encoding = headers_encoding.strip(" \t").lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return Decompressor("deflate" if encoding == "deflate" else "gzip", max_size)
+    raise HTTPError(
+        415,
+        "unsupported request Content-Encoding %r",
+        headers_encoding[:50],
+        reason="Unsupported Content-Encoding (send gzip, deflate or identity)",
+    )
+
+
+def check_declared_length(exchange: Exchange) -> None:
+    """413 now, before any body byte is read or ``100 Continue`` sent, when
+    the request's ``Content-Length`` is over its ``max_body_size``."""
+    length = exchange.content_length
+    if length is not None and length > exchange.max_body_size and exchange.has_body:
+        raise HTTPInputError(
+            413,
+            "Content-Length %d exceeds the %d-byte body limit",
+            length,
+            exchange.max_body_size,
+        )
+
+
+class BodyStream:
+    """The request body as an async iterator of ``bytes`` chunks.
+
+    Made by ``request.stream()``; iterate it once. Each ``__anext__`` reads
+    from the connection (the first read sends ``100 Continue`` if the client
+    asked for it). Raises ``HTTPError`` 413 past ``max_body_size``, 408 when
+    the client stalls, 400 for broken framing or a corrupt compressed body.
+    """
+
+    def __init__(self, exchange: Exchange, decoder: Decompressor | None) -> None:
+        self._exchange = exchange
+        self._decoder = decoder
+        self._pending: list[bytes] = []
+        self._done = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._pending:
+            if self._done:
+                raise StopAsyncIteration
+            chunk = await self._exchange.receive_body()
+            decoder = self._decoder
+            if not chunk:
+                self._done = True
+                if decoder is not None:
+                    decoder.flush()
+            elif decoder is None:
+                return chunk
+            else:
+                # Decoded pieces come out in order; the list is reversed so
+                # that pop() takes the first.
+                self._pending = decoder.decompress(chunk)[::-1]
+        return self._pending.pop()
+
+    async def read(self) -> bytes:
+        """The rest of the body, in one piece."""
+        return b"".join([chunk async for chunk in self])

@@ -1,5 +1,8 @@
 """The request parser backends, through their sans-I/O interface."""
 
+import importlib.util
+import sys
+
 import pytest
 
 import trioweb.parsers
@@ -68,6 +71,9 @@ def test_explicit_backends_and_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     assert type(make_parser(ServerConfig(http="h11"))) is H11Parser
     monkeypatch.setattr(trioweb.parsers, "httptools_available", lambda: False)
     assert type(make_parser(ServerConfig(http="auto"))) is H11Parser
+    # As when httptools is not installed at all:
+    monkeypatch.setitem(sys.modules, "httptools", None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match=r"pip install 'trioweb\[fast\]'"):
         ServerConfig(http="httptools")
 

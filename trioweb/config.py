@@ -9,6 +9,7 @@ record, so a limit means the same thing everywhere. Each field is also a
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import attrs
@@ -32,14 +33,13 @@ def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) 
 def _http_backend(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if value not in ("auto", "h11", "httptools"):
         raise ValueError(f"http must be auto, h11 or httptools, got {value!r}")
-    if value == "httptools":
-        from .parsers import httptools_available
-
-        if not httptools_available():
-            raise ValueError(
-                "http=httptools needs httptools: pip install 'trioweb[fast]' "
-                "(or use http=h11)"
-            )
+    # Looked up, not imported: the parsers (which import this module for
+    # their types) stay above the configuration.
+    if value == "httptools" and importlib.util.find_spec("httptools") is None:
+        raise ValueError(
+            "http=httptools needs httptools: pip install 'trioweb[fast]' "
+            "(or use http=h11)"
+        )
 
 
 def _positive_or_none(

@@ -225,6 +225,19 @@ async def test_reverse_url_with_arguments() -> None:
     assert r.json()["args"] == ["7", "hello world"]
 
 
+async def test_a_handler_reverses_urls_itself() -> None:
+    class Links(RequestHandler):
+        async def get(self) -> None:
+            self.write({"item": self.reverse_url("item", 42)})
+
+    app = Application(
+        [url("/", Links), url(r"/items/(\d+)", Echo, name="item")],
+    )
+    async with TestClient(app) as client:
+        r = await client.get("/")
+    assert r.json() == {"item": "/items/42"}
+
+
 async def test_reverse_url_from_a_handler() -> None:
     class Linker(RequestHandler):
         async def get(self) -> None:

@@ -4,9 +4,11 @@ The API is Tornado's ``tornado.web.RequestHandler``; the engine underneath is
 structured concurrency. A request runs like this::
 
     initialize(**kwargs)            # from the URL rule
-    405 if the method is not implemented (with an Allow header)
-    the body is read (bounded by max_body_size)
+    405 if the method is not in SUPPORTED_METHODS
+    the body is read (bounded by max_body_size) -- only if the method is
+                                    # implemented
     prepare()                       # sync or async; may finish()
+    405 if the method is not implemented (with an Allow header)
     get()/post()/...(*path_args)    # sync or async
     finish()                        # automatic when the method returns
     on_connection_close()           # if the client left meanwhile
@@ -202,6 +204,11 @@ class RequestHandler:
     def client_disconnected(self) -> bool:
         """True once the client has closed or reset the connection."""
         return self._exchange.disconnected
+
+    def reverse_url(self, name: str, *args: Any) -> str:
+        """``self.application.reverse_url(name, *args)``: the path of the
+        URL rule named ``name``."""
+        return self.application.reverse_url(name, *args)
 
     # -- status and headers ---------------------------------------------------
 
@@ -759,16 +766,23 @@ class RequestHandler:
             # HEAD is GET without the body: the engine drops the body and
             # keeps the Content-Length GET would send.
             name = "get"
-        if not self._implements(name):
-            raise HTTPError(405)
-        func = getattr(self, name)
         self.path_args = [
             self.decode_argument(arg) if arg is not None else None for arg in path_args
         ]
         self.path_kwargs = {
-            name: self.decode_argument(arg, name=name) if arg is not None else None
-            for name, arg in path_kwargs.items()
+            key: self.decode_argument(arg, name=key) if arg is not None else None
+            for key, arg in path_kwargs.items()
         }
+        if not self._implements(name):
+            # As in Tornado, prepare() runs first: a catch-all handler that
+            # only has prepare() (to 404 or redirect) answers with it. The
+            # body of a request nobody serves is never read.
+            await _maybe_await(self.prepare())
+            self._prepared = True
+            if not self._finished:
+                raise HTTPError(405)
+            return
+        func = getattr(self, name)
         await self._read_body()
         await _maybe_await(self.prepare())
         self._prepared = True

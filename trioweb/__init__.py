@@ -11,6 +11,7 @@ from .errors import (
     HTTPError,
     HTTPInputError,
     MissingArgumentError,
+    StartupError,
     StreamClosedError,
 )
 from .handler import ErrorHandler, RedirectHandler, RequestHandler
@@ -37,6 +38,7 @@ __all__ = [
     "RedirectHandler",
     "RequestHandler",
     "ServerConfig",
+    "StartupError",
     "StreamClosedError",
     "URLSpec",
     "run",

@@ -10,7 +10,7 @@ the connection engine's exchanges to handler runs.
         ],
         on_startup=[open_db],
         on_shutdown=[close_db],
-        cookie_secret="...",
+        debug=True,
     )
 
 The server (and the test client) call :meth:`Application.handle_exchange`
@@ -21,13 +21,15 @@ serving period.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._concurrency import open_side_nursery
+from ._concurrency import SideNursery, open_closable_side_nursery
+from .errors import StartupError
 from .handler import ErrorHandler, RequestHandler
 from .request import HTTPServerRequest
 from .routing import Router, Rule
@@ -39,7 +41,9 @@ __all__ = ["Application"]
 
 log = logging.getLogger("trioweb.error")
 
-Hook = Callable[[], Awaitable[Any]]
+#: A startup or shutdown hook: an async function of no argument, or of the
+#: application.
+Hook = Callable[[], Awaitable[Any]] | Callable[["Application"], Awaitable[Any]]
 Lifespan = Callable[["Application"], contextlib.AbstractAsyncContextManager[Any]]
 
 
@@ -51,12 +55,16 @@ class Application:
         ``(pattern, HandlerClass, kwargs)``, or :func:`trioweb.url` specs.
         The first rule whose pattern matches the whole path wins.
       on_startup: Async callables run, in order, before the server accepts
-        connections.
+        connections. Each takes no argument or the application (``async
+        def open_db(app): ...``). One that raises stops the start:
+        :exc:`~trioweb.StartupError`, naming it.
       on_shutdown: Async callables run, in order, after the last connection
-        has ended and :attr:`nursery` has been cancelled.
+        has ended and :attr:`nursery` has been cancelled; no argument or
+        the application, as ``on_startup``.
       lifespan: A function taking the application and returning an async
         context manager, entered before ``on_startup`` and exited after
         ``on_shutdown``: set-up before ``yield``, tear-down after.
+        :attr:`nursery` is open during both.
       **settings: Available as :attr:`settings` (and ``handler.settings``).
         Known ones: ``debug`` (turns on ``serve_traceback``),
         ``serve_traceback`` (tracebacks in 500 pages),
@@ -105,9 +113,11 @@ class Application:
     def nursery(self) -> trio.Nursery:
         """A nursery for background work that outlives a request.
 
-        It exists while the application runs (between startup and
-        shutdown). Shutdown cancels it after the server's graceful period,
-        before the ``on_shutdown`` hooks run. As in any trio nursery, an
+        It exists while the application runs: from the start of the
+        ``lifespan`` function's set-up (so it can start tasks here) until
+        shutdown, which cancels it after the server's graceful period --
+        and waits for its tasks to end -- before the ``on_shutdown`` hooks
+        and the lifespan's tear-down run. As in any trio nursery, an
         exception escaping a task started here ends the application: catch
         what your background tasks can survive.
         """
@@ -115,9 +125,8 @@ class Application:
             raise RuntimeError(
                 "Application.nursery exists only while the application runs "
                 "(under trioweb.serve(), `trioweb serve` or a TestClient), "
-                "from the on_startup hooks until shutdown -- not yet during a "
-                "lifespan function's set-up; start background tasks from an "
-                "on_startup hook or a handler"
+                "from the lifespan's set-up until shutdown; start background "
+                "tasks from the lifespan, an on_startup hook or a handler"
             )
         return self._nursery
 
@@ -131,22 +140,40 @@ class Application:
             raise RuntimeError("this Application is already running")
         self._running = True
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                if self.lifespan is not None:
-                    await stack.enter_async_context(self.lifespan(self))
-                stack.push_async_callback(self._run_shutdown_hooks)
-                # The background nursery is a side nursery: shutdown cancels
-                # it without cancelling the server running in the body.
-                async with open_side_nursery() as nursery:
-                    self._nursery = nursery
-                    try:
+            # The background nursery opens first, so that a lifespan's
+            # set-up can start tasks; it is drained before the shutdown
+            # hooks and the lifespan's tear-down, which may close what those
+            # tasks use. A side nursery: shutdown cancels it without
+            # cancelling the server running in the body.
+            async with open_closable_side_nursery() as side:
+                self._nursery = side.nursery
+                try:
+                    async with contextlib.AsyncExitStack() as stack:
+                        if self.lifespan is not None:
+                            try:
+                                await stack.enter_async_context(self.lifespan(self))
+                            except Exception as exc:
+                                raise StartupError(
+                                    "lifespan", _describe(self.lifespan), exc
+                                ) from exc
+                        stack.push_async_callback(self._run_shutdown_hooks)
+                        stack.push_async_callback(self._drain_nursery, side)
                         for hook in self.on_startup:
-                            await hook()
+                            try:
+                                await _call_hook(hook, self)
+                            except Exception as exc:
+                                raise StartupError(
+                                    "startup hook", _describe(hook), exc
+                                ) from exc
                         yield
-                    finally:
-                        self._nursery = None
+                finally:
+                    self._nursery = None
         finally:
             self._running = False
+
+    async def _drain_nursery(self, side: SideNursery) -> None:
+        self._nursery = None
+        await side.aclose()
 
     async def _run_shutdown_hooks(self) -> None:
         timeout = float(self.settings.get("shutdown_timeout", 10.0))
@@ -157,7 +184,7 @@ class Application:
             scope.deadline = trio.current_time() + timeout
             while pending:
                 try:
-                    await pending[0]()
+                    await _call_hook(pending[0], self)
                 except Exception:
                     log.exception("error in shutdown hook %r", pending[0])
                 del pending[0]
@@ -191,3 +218,37 @@ class Application:
             path_args, path_kwargs = [], {}
         handler = handler_class(self, request, exchange, **kwargs)
         await handler._execute(path_args, path_kwargs)
+
+
+def _describe(func: Any) -> str:
+    """``module.qualname`` of a hook, for messages."""
+    name = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    if name is None:
+        return repr(func)
+    return f"{module}.{name}" if module else name
+
+
+async def _call_hook(hook: Hook, app: Application) -> None:
+    # A hook that names a parameter gets the application; one that takes
+    # none (the older form) is called without it.
+    params: Iterable[inspect.Parameter]
+    try:
+        params = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no signature
+        params = ()
+    required = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is p.empty
+    ]
+    if len(required) > 1:
+        raise TypeError(
+            f"{_describe(hook)} must take no argument or one (the application), "
+            f"not {len(required)}"
+        )
+    if required:
+        await hook(app)  # type: ignore[call-arg]
+    else:
+        await hook()  # type: ignore[call-arg]

@@ -9,6 +9,7 @@ runs under a hard deadline.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import socket
@@ -24,7 +25,7 @@ import pytest
 import trio
 import trio.testing
 
-from trioweb import Exchange, ServerConfig, serve
+from trioweb import Application, Exchange, RequestHandler, ServerConfig, serve
 from trioweb.server import ListenError
 
 #: Every test must be over well within this (a broken server must not hang
@@ -390,6 +391,33 @@ async def test_lifespan_wraps_listening_and_connections_over_uds(
         ("exit", False),
     ]
     assert not await trio.Path(uds_path).exists()
+
+
+async def test_a_unix_socket_client_has_no_address_anywhere(
+    uds_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regression: request.remote_ip and the error log said 127.0.0.1 while
+    # the access log said "-".
+    class Ip(RequestHandler):
+        async def get(self) -> None:
+            self.write(repr(self.request.remote_ip))
+
+    class Boom(RequestHandler):
+        async def get(self) -> None:
+            raise RuntimeError("boom")
+
+    app = Application([("/ip", Ip), ("/boom", Boom)])
+    caplog.set_level(logging.INFO, logger="trioweb")
+    async with running(app, uds=uds_path):
+        stream = await trio.open_unix_socket(uds_path)
+        reply = await request(stream, "/ip")
+        assert (reply.status, reply.body) == (200, b"''")
+        assert (await request(stream, "/boom")).status == 500
+    access = [r.getMessage() for r in caplog.records if r.name == "trioweb.access"]
+    assert [line.split(" ", 1)[0] for line in access] == ["-", "-"], access
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(line.startswith("Uncaught exception GET /boom (-)") for line in errors)
+    assert "127.0.0.1" not in caplog.text
 
 
 async def test_uds_replaces_a_stale_socket_and_refuses_a_live_one(

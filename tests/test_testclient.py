@@ -246,6 +246,19 @@ async def test_client_address_is_what_the_app_sees() -> None:
         assert (await client.get("/")).text == "192.0.2.7"
 
 
+async def test_no_client_address_as_for_a_unix_socket_peer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Ip(RequestHandler):
+        async def get(self) -> None:
+            self.write(repr(self.request.remote_ip))
+
+    caplog.set_level("INFO", logger="trioweb.access")
+    async with TestClient(Application([(r"/", Ip)]), client_address=None) as client:
+        assert (await client.get("/")).text == "''"
+    assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["-"]
+
+
 async def test_leaving_the_client_cancels_what_is_still_running(
     autojump_clock: trio.abc.Clock,
 ) -> None:

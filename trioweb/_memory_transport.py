@@ -249,7 +249,8 @@ class MemoryTransport(httpx.AsyncBaseTransport):
       app: An :class:`~trioweb.Application`, or anything with
         ``handle_exchange`` (see :mod:`trioweb.http1`).
       config: The server limits to apply; defaults to :class:`ServerConfig`'s.
-      client_address: The address the app sees as the client's.
+      client_address: The address the app sees as the client's; None for
+        none, as for a client on a Unix socket.
       stream_pair: Makes ``(client_stream, server_stream)`` for each
         connection; :func:`trio.testing.memory_stream_pair` by default. Use
         :func:`trio.testing.lockstep_stream_pair` to test a client that does
@@ -269,7 +270,7 @@ class MemoryTransport(httpx.AsyncBaseTransport):
         app: ExchangeApp,
         *,
         config: ServerConfig | None = None,
-        client_address: tuple[str, int] = ("127.0.0.1", 50000),
+        client_address: tuple[str, int] | None = ("127.0.0.1", 50000),
         stream_pair: StreamPair = trio.testing.memory_stream_pair,
         lifespan: bool = True,
     ) -> None:

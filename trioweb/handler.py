@@ -543,7 +543,8 @@ class RequestHandler:
 
     def _request_summary(self) -> str:
         request = self.request
-        return f"{request.method} {request.uri} ({request.remote_ip})"
+        # "-" for no client address, as in the access log.
+        return f"{request.method} {request.uri} ({request.remote_ip or '-'})"
 
     async def _handle_request_exception(self, exc: BaseException) -> None:
         # An exception group out of the handler's own nursery that holds one

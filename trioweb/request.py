@@ -40,7 +40,9 @@ class HTTPServerRequest:
       headers: A case-insensitive multi-dict (:class:`~trioweb.httputil.HTTPHeaders`).
       body: The request body, once read (empty before, and for requests
         without one).
-      remote_ip: The client's address.
+      remote_ip: The client's IP address; ``""`` for a client without one:
+        a peer on a Unix domain socket (``--uds``), which the logs show as
+        ``-``.
       protocol: ``"http"`` or ``"https"``.
       host: The ``Host`` header (with port), the host of an absolute-form
         target, or else the server's address.
@@ -99,7 +101,9 @@ class HTTPServerRequest:
             query=query,
             version="HTTP/" + exchange.http_version,
             headers=headers,
-            remote_ip=exchange.client[0] if exchange.client else "127.0.0.1",
+            # A Unix-socket peer has no IP address: none is claimed (as
+            # uvicorn does), rather than a loopback address it did not use.
+            remote_ip=exchange.client[0] if exchange.client else "",
             protocol=exchange.scheme,
             host=host,
             host_name=split_host_and_port(host.lower())[0],

@@ -214,7 +214,8 @@ class TestClient(httpx.AsyncClient):
         ``handle_exchange`` (see :mod:`trioweb.http1`).
       config: The server limits to apply; defaults to :class:`ServerConfig`'s.
       host: The host of ``base_url``, hence the ``Host`` header.
-      client_address: The address the app sees as the client's.
+      client_address: The address the app sees as the client's; None for
+        none, as for a client on a Unix socket.
       stream_pair: How each connection's streams are made (see
         :class:`MemoryTransport`).
       lifespan: Whether to run the app's lifespan (``app.running()``).
@@ -235,7 +236,7 @@ class TestClient(httpx.AsyncClient):
         *,
         config: ServerConfig | None = None,
         host: str = "testserver",
-        client_address: tuple[str, int] = ("127.0.0.1", 50000),
+        client_address: tuple[str, int] | None = ("127.0.0.1", 50000),
         stream_pair: StreamPair = trio.testing.memory_stream_pair,
         lifespan: bool = True,
         **kwargs: Any,
@@ -266,7 +267,7 @@ class TestClient(httpx.AsyncClient):
         return self.transport.config
 
     @property
-    def client_address(self) -> tuple[str, int]:
+    def client_address(self) -> tuple[str, int] | None:
         """The address the app sees as the client's."""
         return self.transport.client_address
 

@@ -1,6 +1,6 @@
 """RequestHandler lifecycle: initialize, prepare, the methods, finish,
 on_connection_close, on_finish; method dispatch (405, HEAD); and what happens
-when the client leaves (DESIGN.md contract 3)."""
+when the client leaves (docs/design.md, the contract, rule 3)."""
 
 from __future__ import annotations
 

@@ -686,6 +686,9 @@ async def test_a_path_is_sent_as_written() -> None:
         assert r.json()["uri"] == "/a/../b/./c"
         r = await client.get("/q?z=1", params={"a": "2"})
         assert r.json()["uri"] == "/q?z=1&a=2"
+        # What cannot be sent as written is percent-encoded, as httpx does.
+        r = await client.get("/a b/é")
+        assert r.json()["uri"] == "/a%20b/%C3%A9"
         # httpx's own request extension does the same for any client.
         r = await client.get("/x", extensions={"target": b"/raw/../target"})
         assert r.json()["uri"] == "/raw/../target"

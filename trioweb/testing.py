@@ -72,6 +72,9 @@ __all__ = [
     "TestClient",
 ]
 
+#: The first test client's name for a streamed response.
+StreamingResponse = Response
+
 # httpx adds these to every request; the test client leaves them out, so the
 # application sees only what a test sends (and an ``Accept-Encoding`` a test
 # did not ask for cannot make a response arrive compressed).
@@ -296,7 +299,10 @@ class TestClient(httpx.AsyncClient):
         request = super().build_request(method, url, **kwargs)
         if isinstance(url, str) and url.startswith(("/", "*")):
             target = url_concat(url, _pairs(kwargs.get("params")))
-            if request.url.raw_path != target.encode("utf-8"):
+            # Only a target that can go on the wire as written: httpx's
+            # percent-encoding of a space or a non-ASCII path is right.
+            sendable = target.isascii() and not any(c <= " " for c in target)
+            if sendable and request.url.raw_path != target.encode("ascii"):
                 request.extensions[TARGET_EXTENSION] = (str(request.url), target)
         return request
 

@@ -669,6 +669,31 @@ async def test_body_is_raw_and_content_is_decoded() -> None:
         r = await client.get("/")
     assert r.body == packed
     assert r.content == b"unpacked"
+    # A raw connection's response is the wire's: nothing is decoded.
+    async with TestClient(Application([("/", Gzipped)])) as client:
+        conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = await conn.read_response()
+    assert raw.body == raw.content == packed
+
+
+async def test_headers_also_have_tornados_get_all() -> None:
+    class Tagged(RequestHandler):
+        async def get(self) -> None:
+            self.set_header("ETag", '"1"')
+            self.add_header("X-Multi", "a")
+            self.add_header("X-Multi", "b")
+
+    async with TestClient(Application([("/", Tagged)])) as client:
+        r = await client.get("/")
+        conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = await conn.read_response()
+    for response in (r, raw):
+        pairs = list(response.headers.get_all())
+        assert ("Etag", '"1"') in pairs
+        assert [v for k, v in pairs if k == "X-Multi"] == ["a", "b"]
+        assert response.headers["etag"] == '"1"'
 
 
 async def test_no_httpx_default_headers_are_sent() -> None:

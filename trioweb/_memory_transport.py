@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import h11
@@ -19,8 +19,15 @@ import trio.testing
 from ._concurrency import open_side_nursery
 from .config import ServerConfig
 from .http1 import ExchangeApp, HTTP1Connection
+from .httputil import HTTPHeaders
 
-__all__ = ["MemoryTransport", "Response", "ServerDisconnected", "StreamPair"]
+__all__ = [
+    "Headers",
+    "MemoryTransport",
+    "Response",
+    "ServerDisconnected",
+    "StreamPair",
+]
 
 StreamPair = Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]]
 
@@ -33,6 +40,11 @@ StreamPair = Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]]
 # extensions but has another URL, so the override does not follow it.
 TARGET_EXTENSION = "trioweb.target"
 
+# Set by TestClient on a request whose whole response it reads: the body is
+# then kept as received too, for ``Response.body``. Not for a streamed
+# response, which may be far larger than memory should hold.
+KEEP_BODY_EXTENSION = "trioweb.keep_body"
+
 
 class ServerDisconnected(httpx.RemoteProtocolError, ConnectionError):
     """The server closed the connection before the response was complete.
@@ -42,18 +54,31 @@ class ServerDisconnected(httpx.RemoteProtocolError, ConnectionError):
     """
 
 
+class Headers(httpx.Headers):
+    """:class:`httpx.Headers`, plus Tornado's ``get_all()``."""
+
+    def get_all(self) -> Iterator[tuple[str, str]]:
+        """Every ``(name, value)`` pair, names in the canonical case of
+        :class:`trioweb.HTTPHeaders` (``Content-Type``, ``Etag``), as
+        :meth:`trioweb.HTTPHeaders.get_all` gives them."""
+        return HTTPHeaders.from_raw(self.raw).get_all()
+
+
 class Response(httpx.Response):
     """An :class:`httpx.Response`, with trioweb's earlier names kept.
 
     ``status`` is ``status_code``, ``reason`` is ``reason_phrase``, ``body``
     is the body as it came over the wire (before any ``Content-Encoding`` is
-    decoded: ``content`` is the decoded one). On a streamed response,
+    decoded: ``content`` is the decoded one; a streamed response does not
+    keep it, and its ``body`` is ``content`` once read), and ``headers``
+    also have Tornado's ``get_all()``. On a streamed response,
     :meth:`receive`, :meth:`iter_bytes` and :meth:`read` are async and read
     the body as the server sent it.
     """
 
     _wire: _ResponseBody | None = None
     _pieces: AsyncIterator[bytes] | None = None
+    headers: Headers
 
     @property
     def status(self) -> int:
@@ -67,8 +92,9 @@ class Response(httpx.Response):
 
     @property
     def body(self) -> bytes:
-        """The body as received, before any content decoding."""
-        if self._wire is not None:
+        """The body as received, before any content decoding (for a
+        response read whole; else ``content``)."""
+        if self._wire is not None and self._wire.received is not None:
             return bytes(self._wire.received)
         return self.content
 
@@ -198,18 +224,21 @@ class _ResponseBody(httpx.AsyncByteStream):
         conn: _ClientConnection,
         release: Callable[[_ClientConnection], None],
         wait_bound: float,
+        keep: bool,
     ) -> None:
         self.conn = conn
         self.release = release
         self.wait_bound = wait_bound
         self.complete = False
-        self.received = bytearray()
+        #: The body as received, if asked to keep it.
+        self.received = bytearray() if keep else None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while not self.complete:
             event = await self.conn.next_event()
             if type(event) is h11.Data:
-                self.received += event.data
+                if self.received is not None:
+                    self.received += event.data
                 yield bytes(event.data)
             elif type(event) is h11.ConnectionClosed:
                 raise ServerDisconnected("the server closed the connection mid-body")
@@ -386,7 +415,10 @@ class MemoryTransport(httpx.AsyncBaseTransport):
             await conn.aclose()
             raise
         body = _ResponseBody(
-            conn, self._release, wait_bound=self.config.graceful_timeout + 1
+            conn,
+            self._release,
+            wait_bound=self.config.graceful_timeout + 1,
+            keep=bool(request.extensions.get(KEEP_BODY_EXTENSION)),
         )
         response = Response(
             head.status_code,
@@ -399,6 +431,7 @@ class MemoryTransport(httpx.AsyncBaseTransport):
             },
         )
         response._wire = body
+        response.headers = Headers(head.headers.raw_items())
         return response
 
     async def abort(self, request: httpx.Request, after: float) -> bytes:

@@ -53,7 +53,9 @@ import trio
 import trio.testing
 
 from ._memory_transport import (
+    KEEP_BODY_EXTENSION,
     TARGET_EXTENSION,
+    Headers,
     MemoryTransport,
     Response,
     ServerDisconnected,
@@ -151,8 +153,10 @@ class RawConnection:
         """Parse the next response (answering a ``method`` request).
 
         Bytes after it stay buffered for the next call, so pipelined
-        responses are read one by one. The response's headers are what came
-        over the wire; ``informational`` ones (100 Continue) are skipped.
+        responses are read one by one. The response's headers and body are
+        what came over the wire: a ``Content-Encoding`` is not decoded
+        (``content`` is ``body``). Informational responses (100 Continue)
+        are skipped.
         """
         parser = h11.Connection(h11.CLIENT)
         # Put the parser in the state "request sent" without sending it.
@@ -180,11 +184,12 @@ class RawConnection:
         rest, closed = parser.trailing_data
         self._pending[:0] = rest
         self._eof = self._eof or closed
-        # A stream, not content=: httpx would add a Content-Length header
-        # the server did not send.
+        # The body is kept as it came (``content`` is ``body``: nothing is
+        # decoded), so it is read before the headers that name an encoding
+        # are put in; and a stream, not content=, which would add a
+        # Content-Length the server did not send.
         response = Response(
             head.status_code,
-            headers=head.headers.raw_items(),
             stream=httpx.ByteStream(b"".join(chunks)),
             extensions={
                 "http_version": b"HTTP/" + head.http_version,
@@ -192,6 +197,7 @@ class RawConnection:
             },
         )
         await response.aread()
+        response.headers = Headers(head.headers.raw_items())
         return response
 
     async def aclose(self) -> None:
@@ -321,6 +327,7 @@ class TestClient(httpx.AsyncClient):
             if name in kwargs
         }
         request = self.build_request(method, url, **kwargs)
+        request.extensions[KEEP_BODY_EXTENSION] = True
         response = await self.send(request, **send_options)
         assert isinstance(response, Response)
         return response

@@ -622,6 +622,16 @@ async def test_files_are_sent_as_multipart() -> None:
     assert "\r\n\r\nhello\n\r\n--" in body
 
 
+async def test_a_transfer_encoding_header_makes_a_bytes_body_chunked() -> None:
+    async with TestClient(mirror_app()) as client:
+        r = await client.put(
+            "/", body=b"a" * 10, headers={"Transfer-Encoding": "chunked"}
+        )
+    assert r.json()["body"] == "a" * 10
+    assert header(r, "Transfer-Encoding") == "chunked"
+    assert header(r, "Content-Length") is None
+
+
 async def test_a_streamed_request_body_arrives_chunked() -> None:
     async def pieces() -> AsyncIterator[bytes]:
         for piece in (b"one ", b"two ", b"three"):

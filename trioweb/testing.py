@@ -232,9 +232,9 @@ class TestClient(httpx.AsyncClient):
         ``auth``, ``follow_redirects``, ``headers``, ...).
 
     Requests also take ``body=`` (another name for ``content=``) and
-    ``data=`` as a list of pairs; a path is sent as written (httpx would
-    resolve ``..`` in it) and ``params`` are added to a query string it
-    already has.
+    ``data=`` as a list of pairs; the method and the path are sent as
+    written (httpx would uppercase the one and resolve ``..`` in the other)
+    and ``params`` are added to a query string the path already has.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -303,6 +303,9 @@ class TestClient(httpx.AsyncClient):
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
             kwargs["headers"] = headers
         request = super().build_request(method, url, **kwargs)
+        # Sent as given: httpx uppercases it, and a method is
+        # case-sensitive (RFC 9110 9.1): "get" is not GET.
+        request.method = method
         given = httpx.Headers(kwargs.get("headers"))
         if "Transfer-Encoding" in given and "Content-Length" not in given:
             # httpx frames a bytes body with a Content-Length even next to a

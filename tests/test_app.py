@@ -553,18 +553,6 @@ async def test_running_gives_back_the_body_exception_not_a_group() -> None:
             raise KeyboardInterrupt
 
 
-async def test_a_failing_startup_hook_raises_its_own_exception() -> None:
-    # Regression: the error came out wrapped in an ExceptionGroup.
-    async def startup() -> None:
-        raise ConnectionRefusedError("no database")
-
-    app = Application([(r"/", Ping)], on_startup=[startup])
-    with pytest.raises(ConnectionRefusedError, match="no database"):
-        async with app.running():
-            pass  # pragma: no cover
-    assert not app._running
-
-
 async def test_a_crashing_background_task_ends_the_app() -> None:
     async def crash() -> None:
         raise ValueError("background bug")
@@ -618,17 +606,6 @@ async def test_a_startup_hook_can_start_background_work() -> None:
     async with TestClient(app) as client:
         await client.get("/")
         assert ticks == [1]
-
-
-async def test_nursery_is_not_there_yet_in_lifespan_set_up() -> None:
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Application) -> AsyncIterator[None]:
-        with pytest.raises(RuntimeError, match="on_startup hook"):
-            app.nursery  # noqa: B018
-        yield
-
-    async with TestClient(Application([(r"/", Ping)], lifespan=lifespan)):
-        pass
 
 
 async def test_initialize_raising_is_a_500_and_the_server_goes_on(
@@ -772,3 +749,113 @@ async def test_cancel_teardown_ends_the_hooks_and_the_lifespan_exit_at_once(
         ),
         (logging.WARNING, "the lifespan's exit cut short (stopping now): cancelled"),
     ]
+
+
+async def test_a_handler_reverses_urls_itself() -> None:
+    class Links(RequestHandler):
+        async def get(self) -> None:
+            self.write({"item": self.reverse_url("item", 42)})
+
+    app = Application(
+        [url("/", Links), url(r"/items/(\d+)", Echo, name="item")],
+    )
+    async with TestClient(app) as client:
+        r = await client.get("/")
+    assert r.json() == {"item": "/items/42"}
+
+
+async def test_a_failing_startup_hook_is_a_startup_error_naming_it() -> None:
+    # Not an ExceptionGroup (an old regression), and the hook is named.
+    async def open_db() -> None:
+        raise ConnectionRefusedError("no database")
+
+    app = Application([(r"/", Ping)], on_startup=[open_db])
+    with pytest.raises(trioweb.StartupError) as info:
+        async with app.running():
+            pass  # pragma: no cover
+    error = info.value
+    assert str(error) == (
+        f"startup hook {__name__}.test_a_failing_startup_hook_is_a_startup_error"
+        "_naming_it.<locals>.open_db failed: ConnectionRefusedError: no database"
+    )
+    assert isinstance(error.__cause__, ConnectionRefusedError)
+    assert error.error is error.__cause__
+    assert not app._running
+
+
+async def test_a_failing_lifespan_set_up_is_a_startup_error() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Application) -> AsyncIterator[None]:
+        raise OSError("disk gone")
+        yield  # pragma: no cover
+
+    app = Application([(r"/", Ping)], lifespan=lifespan)
+    with pytest.raises(trioweb.StartupError, match=r"^lifespan .*lifespan failed: "):
+        async with TestClient(app):
+            pass  # pragma: no cover
+    with pytest.raises(trioweb.StartupError, match=r"OSError: disk gone$"):
+        async with app.running():
+            pass  # pragma: no cover
+
+
+async def test_a_lifespan_can_start_background_tasks_in_the_app_nursery(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    events: list[str] = []
+
+    async def ticker() -> None:
+        try:
+            while True:
+                events.append("tick")
+                await trio.sleep(1)
+        finally:
+            events.append("ticker cancelled")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Application) -> AsyncIterator[None]:
+        app.nursery.start_soon(ticker)
+        yield
+        # The tasks are done before the tear-down, which may close what
+        # they use.
+        events.append("lifespan exit")
+
+    async def shutdown() -> None:
+        events.append("shutdown")
+
+    app = Application([(r"/", Ping)], lifespan=lifespan, on_shutdown=[shutdown])
+    async with TestClient(app) as client:
+        await trio.sleep(1.5)
+        assert (await client.get("/")).text == "pong"
+    assert events == ["tick", "tick", "ticker cancelled", "shutdown", "lifespan exit"]
+
+
+async def test_hooks_may_take_the_application() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    async def open_db(app: Application) -> None:
+        app.settings["db"] = "open"
+        seen.append(("startup", app))
+
+    async def close_db(app: Application) -> None:
+        seen.append(("shutdown", app.settings.pop("db")))
+
+    async def old_style() -> None:
+        seen.append(("no argument", None))
+
+    app = Application(
+        [(r"/", Ping)], on_startup=[open_db, old_style], on_shutdown=[close_db]
+    )
+    async with TestClient(app):
+        pass
+    assert seen == [("startup", app), ("no argument", None), ("shutdown", "open")]
+
+
+async def test_a_hook_taking_two_arguments_is_a_clear_error() -> None:
+    async def bad(app: Application, other: int) -> None:
+        pass  # pragma: no cover
+
+    app = Application([(r"/", Ping)], on_startup=[bad])
+    with pytest.raises(trioweb.StartupError, match="no argument or one") as info:
+        async with app.running():
+            pass  # pragma: no cover
+    assert isinstance(info.value.__cause__, TypeError)

@@ -23,6 +23,7 @@ import pytest
 import trio
 from processes import ServerProcess, trioweb_process
 
+STARTUP = "tests.apps.startup_apps"
 APP = "tests.apps.exchange_apps"
 
 
@@ -279,6 +280,52 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
             ["like examples.hello:app", "got 'no-colon'"],
             id="no-colon",
         ),
+        pytest.param(
+            [f"{APP}:app", "--bogus", "1"],
+            2,
+            [
+                "trioweb serve: error: unrecognized arguments: --bogus 1 "
+                "(see trioweb serve --help)"
+            ],
+            id="unknown-option",
+        ),
+        pytest.param(
+            [f"{STARTUP}:failing_hook", "--port", "0"],
+            1,
+            [
+                f"trioweb: error: startup hook {STARTUP}.open_db failed: "
+                "ConnectionRefusedError: no database at db:5432 "
+                "(--log-level debug shows the traceback)"
+            ],
+            id="startup-hook-fails",
+        ),
+        pytest.param(
+            [f"{STARTUP}:make_app"],
+            1,
+            ["make_app is a function, not an application", "add --factory"],
+            id="factory-without-flag",
+        ),
+        pytest.param(
+            [f"{STARTUP}:failing_factory", "--factory"],
+            1,
+            [
+                f"--factory: calling {STARTUP}:failing_factory() raised KeyError: "
+                "'settings file missing'"
+            ],
+            id="factory-raises",
+        ),
+        pytest.param(
+            [f"{STARTUP}:returns_nothing", "--factory"],
+            1,
+            ["returns_nothing() returned a NoneType, not an application"],
+            id="factory-returns-no-app",
+        ),
+        pytest.param(
+            [f"{STARTUP}:failing_hook", "--factory"],
+            1,
+            ["--factory: ", "is a Application, not a function"],
+            id="factory-flag-on-an-app",
+        ),
     ],
 )
 async def test_errors_are_one_line(
@@ -378,4 +425,30 @@ async def test_a_second_signal_while_the_process_exits_is_ignored(
         server.signal(second)
         assert await server.finish() == 0
     assert "app: exited" in server.stderr
+    server.assert_clean()
+
+
+async def test_a_failing_startup_hook_with_log_level_debug_shows_the_traceback() -> (
+    None
+):
+    code, stderr = await run_trioweb(
+        "serve", f"{STARTUP}:failing_hook", "--port", "0", "--log-level", "debug"
+    )
+    assert code == 1
+    assert "Traceback" in stderr
+    assert 'raise ConnectionRefusedError("no database at db:5432")' in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"trioweb: error: startup hook {STARTUP}.open_db failed: "
+        "ConnectionRefusedError: no database at db:5432"
+    )
+    assert "ExceptionGroup" not in stderr
+
+
+async def test_factory_builds_the_app() -> None:
+    async with serving(f"{STARTUP}:make_app", "--factory") as server:
+        client = Client(await trio.open_tcp_stream("127.0.0.1", server.port))
+        reply = await client.get("/")
+        assert (reply.status, reply.body) == (200, str(server.process.pid).encode())
+        server.signal(signal.SIGINT)
+        assert await server.finish() == 0
     server.assert_clean()

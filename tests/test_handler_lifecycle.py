@@ -1,6 +1,6 @@
 """RequestHandler lifecycle: initialize, prepare, the methods, finish,
 on_connection_close, on_finish; method dispatch (405, HEAD); and what happens
-when the client leaves (DESIGN.md contract 3)."""
+when the client leaves (docs/design.md, the contract, rule 3)."""
 
 from __future__ import annotations
 
@@ -891,3 +891,42 @@ async def test_a_slow_on_connection_close_is_cut_and_on_finish_still_runs(
     ]
     [warning] = records(caplog, "trioweb.error")
     assert "H.on_connection_close() did not finish within 2 s" in warning.getMessage()
+
+
+async def test_prepare_runs_before_the_405_of_an_unimplemented_method() -> None:
+    class CatchAll(RequestHandler):
+        async def prepare(self) -> None:
+            if self.request.path == "/old":
+                await self.redirect("/new")
+            else:
+                raise HTTPError(404)
+
+    async with TestClient(Application([("/.*", CatchAll)])) as client:
+        for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            r = await client.request(method, "/missing")
+            assert r.status == 404, method
+        r = await client.post("/old", body=b"x")
+        assert (r.status, r.headers["Location"]) == (302, "/new")
+
+
+async def test_405_when_prepare_does_not_finish_and_the_body_is_not_read() -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    class H(RequestHandler):
+        max_body_size = 10
+
+        def prepare(self) -> None:
+            seen.append((self.request.method, self.request.body))
+
+        def get(self) -> None:
+            pass
+
+    async with TestClient(Application([("/", H)])) as client:
+        # A body over the limit would be a 413 if anything read it.
+        r = await client.post("/", body=b"x" * 100)
+        assert r.status == 405
+        assert r.headers["Allow"] == "GET, HEAD"
+        # Not in SUPPORTED_METHODS: 405 before prepare().
+        r = await client.request("MKCOL", "/")
+        assert r.status == 405
+    assert seen == [("POST", b"")]

@@ -9,6 +9,7 @@ runs under a hard deadline.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import socket
@@ -24,7 +25,7 @@ import pytest
 import trio
 import trio.testing
 
-from trioweb import Exchange, ServerConfig, serve
+from trioweb import Application, Exchange, RequestHandler, ServerConfig, serve
 from trioweb.server import ListenError
 
 #: Every test must be over well within this (a broken server must not hang
@@ -452,3 +453,30 @@ async def test_cancelling_serve_stops_everything_at_once() -> None:
             await app.started["/forever"].wait()
             nursery.cancel_scope.cancel()
     assert app.cancelled == ["/forever"]
+
+
+async def test_a_unix_socket_client_has_no_address_anywhere(
+    uds_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regression: request.remote_ip and the error log said 127.0.0.1 while
+    # the access log said "-".
+    class Ip(RequestHandler):
+        async def get(self) -> None:
+            self.write(repr(self.request.remote_ip))
+
+    class Boom(RequestHandler):
+        async def get(self) -> None:
+            raise RuntimeError("boom")
+
+    app = Application([("/ip", Ip), ("/boom", Boom)])
+    caplog.set_level(logging.INFO, logger="trioweb")
+    async with running(app, uds=uds_path):
+        stream = await trio.open_unix_socket(uds_path)
+        reply = await request(stream, "/ip")
+        assert (reply.status, reply.body) == (200, b"''")
+        assert (await request(stream, "/boom")).status == 500
+    access = [r.getMessage() for r in caplog.records if r.name == "trioweb.access"]
+    assert [line.split(" ", 1)[0] for line in access] == ["-", "-"], access
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(line.startswith("Uncaught exception GET /boom (-)") for line in errors)
+    assert "127.0.0.1" not in caplog.text

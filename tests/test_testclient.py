@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import trio
+import trio.testing
 
-from trioweb import Application, HTTPHeaders, RequestHandler, ServerConfig
-from trioweb.testing import Response, TestClient
+from trioweb import Application, HTTPError, RequestHandler, ServerConfig
+from trioweb.testing import MemoryTransport, Response, ServerDisconnected, TestClient
 
 
 class Mirror(RequestHandler):
@@ -60,8 +65,11 @@ async def test_response_fields() -> None:
     assert isinstance(r, Response)
     assert r.status == 418
     assert r.reason == "I'm a Teapot"
-    assert r.http_version == "1.1"
-    assert isinstance(r.headers, HTTPHeaders)
+    assert isinstance(r, httpx.Response)
+    assert r.status_code == 418
+    assert r.reason_phrase == "I'm a Teapot"
+    assert r.http_version == "HTTP/1.1"
+    assert isinstance(r.headers, httpx.Headers)
     assert r.headers["x-custom"] == "yes"
     assert r.headers.get_list("X-Multi") == ["1", "2"]
     assert r.headers["Content-Type"] == "application/json; charset=UTF-8"
@@ -236,6 +244,19 @@ async def test_client_address_is_what_the_app_sees() -> None:
     app = Application([(r"/", Ip)])
     async with TestClient(app, client_address=("192.0.2.7", 1234)) as client:
         assert (await client.get("/")).text == "192.0.2.7"
+
+
+async def test_no_client_address_as_for_a_unix_socket_peer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Ip(RequestHandler):
+        async def get(self) -> None:
+            self.write(repr(self.request.remote_ip))
+
+    caplog.set_level("INFO", logger="trioweb.access")
+    async with TestClient(Application([(r"/", Ip)]), client_address=None) as client:
+        assert (await client.get("/")).text == "''"
+    assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["-"]
 
 
 async def test_leaving_the_client_cancels_what_is_still_running(
@@ -501,3 +522,247 @@ async def test_concurrent_requests_from_two_tasks(
             await trio.sleep(1)
             nursery.start_soon(fetch, "/notify")
     assert results == {"/wait": "waited", "/notify": "notified"}
+
+
+# -- httpx's API -----------------------------------------------------------------------
+
+
+class Login(RequestHandler):
+    async def post(self) -> None:
+        if self.get_body_argument("password") != "sesame":
+            raise HTTPError(403)
+        self.set_cookie("user", self.get_body_argument("name"))
+        await self.redirect("/me")
+
+
+class Me(RequestHandler):
+    async def get(self) -> None:
+        user = self.get_cookie("user")
+        if user is None:
+            raise HTTPError(401)
+        self.write({"user": user})
+
+
+class Logout(RequestHandler):
+    async def post(self) -> None:
+        self.clear_cookie("user")
+
+
+def login_app() -> Application:
+    return Application([("/login", Login), ("/me", Me), ("/logout", Logout)])
+
+
+async def test_the_cookie_jar_keeps_a_login_across_requests() -> None:
+    async with TestClient(login_app()) as client:
+        assert (await client.get("/me")).status_code == 401
+        r = await client.post("/login", data={"name": "ann", "password": "sesame"})
+        assert r.status_code == 302
+        assert client.cookies["user"] == "ann"
+        # The next requests send the cookie without being told to.
+        r = await client.get("/me")
+        assert r.json() == {"user": "ann"}
+        await client.post("/logout")
+        assert "user" not in client.cookies
+        assert (await client.get("/me")).status_code == 401
+
+
+async def test_follow_redirects_lands_on_the_target() -> None:
+    async with TestClient(login_app()) as client:
+        r = await client.post(
+            "/login",
+            data={"name": "bob", "password": "sesame"},
+            follow_redirects=True,
+        )
+        assert r.status_code == 200
+        assert r.url == "http://testserver/me"
+        assert r.json() == {"user": "bob"}
+        assert [h.status_code for h in r.history] == [302]
+    # Set on the client, it applies to every request.
+    async with TestClient(login_app(), follow_redirects=True) as client:
+        r = await client.post("/login", data={"name": "cy", "password": "sesame"})
+        assert r.json() == {"user": "cy"}
+
+
+async def test_auth_sends_basic_credentials() -> None:
+    class Protected(RequestHandler):
+        async def get(self) -> None:
+            scheme, _, encoded = self.request.headers.get(
+                "Authorization", ""
+            ).partition(" ")
+            if scheme != "Basic":
+                self.set_header("WWW-Authenticate", 'Basic realm="x"')
+                raise HTTPError(401)
+            self.write(base64.b64decode(encoded).decode())
+
+    async with TestClient(Application([("/", Protected)])) as client:
+        assert (await client.get("/")).status_code == 401
+        r = await client.get("/", auth=("ann", "pw"))
+        assert r.text == "ann:pw"
+    async with TestClient(Application([("/", Protected)]), auth=("bob", "pw")) as c:
+        assert (await c.get("/")).text == "bob:pw"
+
+
+async def test_json_and_content_as_httpx_takes_them() -> None:
+    async with TestClient(mirror_app()) as client:
+        r = await client.post("/", json={"a": [1, 2]})
+        assert json.loads(r.json()["body"]) == {"a": [1, 2]}
+        r = await client.put("/", content=b"raw")
+        assert r.json()["body"] == "raw"
+        with pytest.raises(TypeError, match="not both"):
+            await client.post("/", content=b"a", body=b"b")
+
+
+async def test_files_are_sent_as_multipart() -> None:
+    async with TestClient(mirror_app()) as client:
+        r = await client.post("/", files={"upload": ("notes.txt", b"hello\n")})
+    content_type = header(r, "Content-Type") or ""
+    assert content_type.startswith("multipart/form-data; boundary=")
+    body = r.json()["body"]
+    assert 'name="upload"; filename="notes.txt"' in body
+    assert "\r\n\r\nhello\n\r\n--" in body
+
+
+async def test_a_transfer_encoding_header_makes_a_bytes_body_chunked() -> None:
+    async with TestClient(mirror_app()) as client:
+        r = await client.put(
+            "/", body=b"a" * 10, headers={"Transfer-Encoding": "chunked"}
+        )
+    assert r.json()["body"] == "a" * 10
+    assert header(r, "Transfer-Encoding") == "chunked"
+    assert header(r, "Content-Length") is None
+
+
+async def test_a_streamed_request_body_arrives_chunked() -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b"one ", b"two ", b"three"):
+            yield piece
+
+    async with TestClient(mirror_app()) as client:
+        r = await client.post("/", content=pieces())
+    assert header(r, "Transfer-Encoding") == "chunked"
+    assert r.json()["body"] == "one two three"
+
+
+async def test_aiter_bytes_streams_with_httpx_api(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    class Ticks(RequestHandler):
+        async def get(self) -> None:
+            for i in range(3):
+                self.write(f"tick {i}\n")
+                await self.flush()
+                await trio.sleep(1)
+
+    async with TestClient(Application([("/", Ticks)])) as client:
+        start = trio.current_time()
+        async with client.stream("GET", "/") as r:
+            assert r.status_code == 200
+            lines = [
+                (line, trio.current_time() - start) async for line in r.aiter_lines()
+            ]
+    assert lines == [
+        ("tick 0", 0),
+        ("tick 1", pytest.approx(1)),
+        ("tick 2", pytest.approx(2)),
+    ]
+
+
+async def test_body_is_raw_and_content_is_decoded() -> None:
+    packed = gzip.compress(b"unpacked")
+
+    class Gzipped(RequestHandler):
+        async def get(self) -> None:
+            self.set_header("Content-Encoding", "gzip")
+            self.write(packed)
+
+    async with TestClient(Application([("/", Gzipped)])) as client:
+        r = await client.get("/")
+    assert r.body == packed
+    assert r.content == b"unpacked"
+    # A raw connection's response is the wire's: nothing is decoded.
+    async with TestClient(Application([("/", Gzipped)])) as client:
+        conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = await conn.read_response()
+    assert raw.body == raw.content == packed
+
+
+async def test_headers_also_have_tornados_get_all() -> None:
+    class Tagged(RequestHandler):
+        async def get(self) -> None:
+            self.set_header("ETag", '"1"')
+            self.add_header("X-Multi", "a")
+            self.add_header("X-Multi", "b")
+
+    async with TestClient(Application([("/", Tagged)])) as client:
+        r = await client.get("/")
+        conn = await client.raw()
+        await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = await conn.read_response()
+    for response in (r, raw):
+        pairs = list(response.headers.get_all())
+        assert ("Content-Type", "text/html; charset=UTF-8") in pairs
+        assert [v for k, v in pairs if k == "X-Multi"] == ["a", "b"]
+        assert response.headers["etag"] == '"1"'
+
+
+async def test_no_httpx_default_headers_are_sent() -> None:
+    async with TestClient(mirror_app()) as client:
+        r = await client.get("/")
+    assert [name for name, _ in r.json()["headers"]] == ["Host"]
+    async with TestClient(mirror_app(), headers={"User-Agent": "me"}) as client:
+        r = await client.get("/")
+    assert header(r, "User-Agent") == "me"
+
+
+async def test_the_method_and_path_are_sent_as_written() -> None:
+    async with TestClient(mirror_app()) as client:
+        r = await client.get("/a/../b/./c")
+        assert r.json()["uri"] == "/a/../b/./c"
+        r = await client.get("/q?z=1", params={"a": "2"})
+        assert r.json()["uri"] == "/q?z=1&a=2"
+        # The method too (methods are case-sensitive): "get" is not one a
+        # RequestHandler supports.
+        r = await client.request("get", "/")
+        assert r.status_code == 405
+        # What cannot be sent as written is percent-encoded, as httpx does.
+        r = await client.get("/a b/é")
+        assert r.json()["uri"] == "/a%20b/%C3%A9"
+        # httpx's own request extension does the same for any client.
+        r = await client.get("/x", extensions={"target": b"/raw/../target"})
+        assert r.json()["uri"] == "/raw/../target"
+
+
+async def test_a_connection_closed_without_an_answer_is_an_httpx_error() -> None:
+    def dead_pair() -> tuple[trio.abc.Stream, trio.abc.Stream]:
+        client, server = trio.testing.memory_stream_pair()
+        # Nothing the client sends arrives: the server reads EOF and closes.
+        client.send_stream.close()
+        return client, server
+
+    async with TestClient(mirror_app(), stream_pair=dead_pair) as client:
+        with pytest.raises(ServerDisconnected, match="without a response") as info:
+            await client.get("/")
+    assert isinstance(info.value, httpx.RemoteProtocolError)
+    assert isinstance(info.value, ConnectionError)
+
+
+async def test_memory_transport_under_a_plain_httpx_client() -> None:
+    ran: list[str] = []
+
+    async def startup() -> None:
+        ran.append("startup")
+
+    app = Application([("/login", Login), ("/me", Me)], on_startup=[startup])
+    transport = MemoryTransport(app, client_address=("192.0.2.1", 1))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver"
+    ) as client:
+        assert ran == ["startup"]
+        r = await client.post(
+            "/login",
+            data={"name": "dee", "password": "sesame"},
+            follow_redirects=True,
+        )
+        assert r.json() == {"user": "dee"}
+        assert len(transport.server_connections) == 1

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(
     not hasattr(os, "fork"), reason="worker processes need os.fork()"
 )
 
+STARTUP = "tests.apps.startup_apps"
 APP = "tests.apps.worker_apps"
 
 
@@ -335,3 +336,43 @@ async def test_a_worker_failing_to_start_stops_the_server() -> None:
     assert "RuntimeError: cannot reach the database" in process.stderr
     assert "serving on" not in process.stderr
     assert "restarting" not in process.stderr
+
+
+async def test_an_app_whose_startup_hook_fails_is_one_line_and_no_restart() -> None:
+    async with trioweb(
+        "serve", f"{STARTUP}:failing_hook", "--workers", "2", "--port", "0"
+    ) as process:
+        assert await process.finish() == 1
+    assert "Traceback" not in process.stderr
+    assert "restarting" not in process.stderr
+    assert "serving on" not in process.stderr
+    errors = [
+        line for line in process.stderr.splitlines() if line.startswith("trioweb:")
+    ]
+    assert errors == [
+        f"trioweb: error: startup hook {STARTUP}.open_db failed: "
+        "ConnectionRefusedError: no database at db:5432; stopped the server "
+        "(--log-level debug shows the traceback)"
+    ], process.stderr
+
+
+async def test_a_restarted_worker_that_cannot_start_stops_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "database-gone"
+    monkeypatch.setenv("TRIOWEB_TEST_FAIL_FLAG", str(flag))
+    async with serving(
+        f"{STARTUP}:fails_on_restart", "--workers", "2", "--no-access-log"
+    ) as server:
+        flag.touch()
+        os.kill(server.workers()[1], signal.SIGKILL)
+        assert await server.finish() == 1
+    last = server.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"trioweb: error: startup hook {STARTUP}.fail_when_flagged failed: "
+        "RuntimeError: the database went away; stopped the server "
+        "(--log-level debug shows the traceback)"
+    ), server.stderr
+    # Restarted once (after the kill), not again after the start-up failure.
+    assert server.stderr.count("restarting it") == 1, server.stderr
+    assert "Traceback" not in server.stderr

@@ -14,6 +14,7 @@ from .errors import (
     HTTPError,
     HTTPInputError,
     MissingArgumentError,
+    StartupError,
     StreamClosedError,
 )
 from .handler import ErrorHandler, RedirectHandler, RequestHandler
@@ -50,6 +51,7 @@ __all__ = [
     "RequestHandler",
     "SecurityHeaders",
     "ServerConfig",
+    "StartupError",
     "StaticFileHandler",
     "StreamClosedError",
     "URLSpec",

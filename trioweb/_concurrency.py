@@ -8,9 +8,32 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 
+import attrs
 import trio
 
-__all__ = ["open_side_nursery", "run_hook"]
+__all__ = [
+    "SideNursery",
+    "open_closable_side_nursery",
+    "open_side_nursery",
+    "run_hook",
+]
+
+
+@attrs.define(eq=False)
+class SideNursery:
+    """What :func:`open_side_nursery` yields when asked to be closable."""
+
+    #: The nursery whose tasks run beside the body.
+    nursery: trio.Nursery
+    _holder: trio.CancelScope
+    _done: trio.Event
+
+    async def aclose(self) -> None:
+        """Cancel the nursery's tasks now and wait until they have ended,
+        before the ``async with`` body does (which then goes on without it).
+        """
+        self._holder.cancel()
+        await self._done.wait()
 
 
 @contextlib.asynccontextmanager
@@ -25,13 +48,23 @@ async def open_side_nursery() -> AsyncIterator[trio.Nursery]:
     exception from a task started in the nursery still comes out as a group,
     as trio's strict exception groups would have it.
     """
+    async with open_closable_side_nursery() as side:
+        yield side.nursery
+
+
+@contextlib.asynccontextmanager
+async def open_closable_side_nursery() -> AsyncIterator[SideNursery]:
+    """:func:`open_side_nursery`, which the body may also close early
+    (:meth:`SideNursery.aclose`): a nursery opened before something and
+    drained before that something is torn down."""
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as outer:
             holder = trio.CancelScope()
-            nursery: trio.Nursery = await outer.start(_hold_nursery, holder)
+            done = trio.Event()
+            nursery: trio.Nursery = await outer.start(_hold_nursery, holder, done)
             try:
-                yield nursery
+                yield SideNursery(nursery, holder, done)
             except BaseException as exc:
                 body_error = exc
                 raise
@@ -44,16 +77,25 @@ async def open_side_nursery() -> AsyncIterator[trio.Nursery]:
             or group.exceptions[0] is not body_error
         ):
             raise
-        raise body_error from None
+    else:
+        return
+    # Raised outside the except clause, so that the body's exception keeps
+    # its own __cause__ and __context__ (not the group's).
+    raise body_error
 
 
 async def _hold_nursery(
-    scope: trio.CancelScope, task_status: trio.TaskStatus[trio.Nursery]
+    scope: trio.CancelScope,
+    done: trio.Event,
+    task_status: trio.TaskStatus[trio.Nursery],
 ) -> None:
-    with scope:
-        async with trio.open_nursery() as nursery:
-            task_status.started(nursery)
-            await trio.sleep_forever()
+    try:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                task_status.started(nursery)
+                await trio.sleep_forever()
+    finally:
+        done.set()
 
 
 async def run_hook(

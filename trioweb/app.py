@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -29,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._concurrency import open_side_nursery
+from ._concurrency import SideNursery, open_closable_side_nursery
+from .errors import StartupError
 from .handler import ErrorHandler, RequestHandler
 from .httputil import HTTPHeaders
 from .overload import check_settings
@@ -46,7 +48,7 @@ __all__ = ["Application"]
 
 log = logging.getLogger("trioweb.error")
 
-Hook = Callable[[], Awaitable[Any]]
+Hook = Callable[[], Awaitable[Any]] | Callable[["Application"], Awaitable[Any]]
 Lifespan = Callable[["Application"], contextlib.AbstractAsyncContextManager[Any]]
 
 
@@ -190,24 +192,39 @@ class Application:
         self._teardown_deadline = None
         self._teardown_cancelled = False
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                if self.lifespan is not None:
-                    lifespan = self.lifespan(self)
-                    await lifespan.__aenter__()
-                    stack.push_async_exit(functools.partial(self._leave, lifespan))
-                stack.push_async_callback(self._run_shutdown_hooks)
-                # The background nursery is a side nursery: shutdown cancels
-                # it without cancelling the server running in the body.
-                async with open_side_nursery() as nursery:
-                    self._nursery = nursery
-                    try:
+            async with open_closable_side_nursery() as side:
+                self._nursery = side.nursery
+                try:
+                    async with contextlib.AsyncExitStack() as stack:
+                        if self.lifespan is not None:
+                            lifespan = self.lifespan(self)
+                            try:
+                                await lifespan.__aenter__()
+                            except Exception as exc:
+                                raise StartupError(
+                                    "lifespan", _describe(self.lifespan), exc
+                                ) from exc
+                            stack.push_async_exit(
+                                functools.partial(self._leave, lifespan)
+                            )
+                        stack.push_async_callback(self._run_shutdown_hooks)
+                        stack.push_async_callback(self._drain_nursery, side)
                         for hook in self.on_startup:
-                            await hook()
+                            try:
+                                await _call_hook(hook, self)
+                            except Exception as exc:
+                                raise StartupError(
+                                    "startup hook", _describe(hook), exc
+                                ) from exc
                         yield
-                    finally:
-                        self._nursery = None
+                finally:
+                    self._nursery = None
         finally:
             self._running = False
+
+    async def _drain_nursery(self, side: SideNursery) -> None:
+        self._nursery = None
+        await side.aclose()
 
     def cancel_teardown(self) -> None:
         """Cut the application's tear-down short: cancel the shutdown hooks
@@ -261,7 +278,7 @@ class Application:
         with self._teardown_scope() as scope:
             while pending:
                 try:
-                    await pending[0]()
+                    await _call_hook(pending[0], self)
                 except Exception:
                     log.exception("error in shutdown hook %r", pending[0])
                 del pending[0]
@@ -329,3 +346,37 @@ def _apply_proxy_headers(exchange: Exchange, trusted: TrustedProxies) -> None:
         exchange.client = (client, 0)
     if scheme is not None:
         exchange.scheme = scheme
+
+
+def _describe(func: Any) -> str:
+    """``module.qualname`` of a hook, for messages."""
+    name = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    if name is None:
+        return repr(func)
+    return f"{module}.{name}" if module else name
+
+
+async def _call_hook(hook: Hook, app: Application) -> None:
+    # A hook that names a parameter gets the application; one that takes
+    # none (the older form) is called without it.
+    params: Iterable[inspect.Parameter]
+    try:
+        params = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no signature
+        params = ()
+    required = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.default is p.empty
+    ]
+    if len(required) > 1:
+        raise TypeError(
+            f"{_describe(hook)} must take no argument or one (the application), "
+            f"not {len(required)}"
+        )
+    if required:
+        await hook(app)  # type: ignore[call-arg]
+    else:
+        await hook()  # type: ignore[call-arg]

@@ -28,6 +28,7 @@ import attrs
 
 from . import __version__
 from .config import ServerConfig
+from .errors import StartupError
 from .server import ListenError, interrupt_on_sigterm, run
 from .workers import WorkerStartError
 
@@ -166,7 +167,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``trioweb`` parser, and each command's own parser by name."""
     parser = _Parser(
         prog=PROG,
         description="trioweb: a Tornado-style web framework on trio.",
@@ -190,6 +192,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the application, for example examples.hello:app",
     )
     serve.add_argument(
+        "--factory",
+        action="store_true",
+        help="MODULE:ATTR is a function of no argument that returns the "
+        "application: call it (once, before any worker starts)",
+    )
+    serve.add_argument(
         "--app-dir",
         default=".",
         metavar="DIR",
@@ -200,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=_LOG_LEVELS,
         default="info",
         help="the error log's level (default: info); "
-        "debug also prints tracebacks of import errors",
+        "debug also prints tracebacks of import and start-up errors",
     )
     serve.add_argument(
         "--workers",
@@ -211,16 +219,20 @@ def _parser() -> argparse.ArgumentParser:
         "if they die; 0 means one per CPU (default: 1, this process alone)",
     )
     _add_config_flags(serve)
-    return parser
+    return parser, {"serve": serve}
 
 
 class AppLoadError(Exception):
     """The application named on the command line could not be loaded."""
 
 
-def load_app(spec: str, app_dir: str = ".") -> Any:
+def load_app(spec: str, app_dir: str = ".", *, factory: bool = False) -> Any:
     """Import ``MODULE:ATTR`` (``ATTR`` may be dotted), looking in ``app_dir``
-    first; raise :exc:`AppLoadError` with a one-line message if it fails."""
+    first; raise :exc:`AppLoadError` with a one-line message if it fails.
+
+    With ``factory``, ``ATTR`` is a function of no argument that returns the
+    application, and is called.
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise AppLoadError(
@@ -250,10 +262,40 @@ def load_app(spec: str, app_dir: str = ".") -> Any:
             raise AppLoadError(
                 f"module {module_name!r} has no attribute {attr!r}"
             ) from None
-    if not callable(getattr(app, "handle_exchange", None)):
+    if factory:
+        app = _call_factory(spec, app)
+    elif not callable(getattr(app, "handle_exchange", None)):
+        hint = (
+            "; if it builds the application, add --factory"
+            if callable(app) and not isinstance(app, type)
+            else ""
+        )
         raise AppLoadError(
             f"{spec} is a {type(app).__name__}, not an application "
-            "(it has no handle_exchange() method)"
+            f"(it has no handle_exchange() method){hint}"
+        )
+    return app
+
+
+def _call_factory(spec: str, factory: Any) -> Any:
+    if not callable(factory):
+        raise AppLoadError(
+            f"--factory: {spec} is a {type(factory).__name__}, not a function "
+            "(drop --factory if it is the application itself)"
+        )
+    try:
+        app = factory()
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        raise AppLoadError(
+            f"--factory: calling {spec}() raised {type(exc).__name__}"
+            f"{': ' + message if message else ''}; "
+            "--log-level debug shows the traceback"
+        ) from exc
+    if not callable(getattr(app, "handle_exchange", None)):
+        raise AppLoadError(
+            f"--factory: {spec}() returned a {type(app).__name__}, not an "
+            "application (it has no handle_exchange() method)"
         )
     return app
 
@@ -305,7 +347,7 @@ def _serve(args: argparse.Namespace) -> None:
     if args.workers != 1 and not hasattr(os, "fork"):
         _fail("--workers needs os.fork(), which this system does not have", code=2)
     try:
-        app = load_app(args.app, args.app_dir)
+        app = load_app(args.app, args.app_dir, factory=args.factory)
     except AppLoadError as exc:
         if args.log_level == "debug" and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
@@ -315,12 +357,30 @@ def _serve(args: argparse.Namespace) -> None:
     except ListenError as exc:
         _fail(exc.strerror or str(exc))
     except WorkerStartError as exc:
-        _fail(str(exc))
+        hint = exc.app_cannot_start and args.log_level != "debug"
+        _fail(f"{exc}{_TRACEBACK_HINT if hint else ''}")
+    except StartupError as exc:
+        # One line: the traceback is for whoever asks (the hook's own
+        # message says what is wrong far more often than its stack does).
+        if args.log_level == "debug":
+            traceback.print_exception(exc.error)
+            _fail(str(exc))
+        _fail(f"{exc}{_TRACEBACK_HINT}")
+
+
+_TRACEBACK_HINT = " (--log-level debug shows the traceback)"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the ``trioweb`` command (``argv`` defaults to ``sys.argv[1:]``)."""
-    args = _parser().parse_args(argv)
+    parser, commands = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Reported by the command's own parser, so that the message points
+        # at `trioweb serve --help`, where its options are listed.
+        commands.get(args.command, parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     # Ctrl-C or SIGTERM while the app is imported (or trio starts) ends the
     # program as quietly as a graceful shutdown: exit status 0, no traceback.
     try:

@@ -69,9 +69,10 @@ def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
 class ServerConfig:
     """How the server listens, and the limits every connection is held to.
 
-    Every buffer and every wait has a bound here (DESIGN.md, contract 4 and
-    7). The defaults suit a server on the open internet behind nothing; each
-    can be changed per server, and ``max_body_size`` also per handler class.
+    Every buffer and every wait has a bound here (docs/design.md, the
+    contract, rules 4 and 7). The defaults suit a server on the open
+    internet behind nothing; each can be changed per server, and
+    ``max_body_size`` also per handler class.
 
     Each limit answers the client with a definite status and then closes the
     connection, and is never logged as a crash:

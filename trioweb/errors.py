@@ -13,6 +13,7 @@ __all__ = [
     "HTTPError",
     "HTTPInputError",
     "MissingArgumentError",
+    "StartupError",
     "StreamClosedError",
 ]
 
@@ -122,3 +123,30 @@ class Finish(Exception):
             self.set_header("WWW-Authenticate", 'Basic realm="x"')
             raise Finish()
     """
+
+
+class StartupError(Exception):
+    """The application could not start: its ``lifespan`` set-up or one of its
+    ``on_startup`` hooks raised.
+
+    The message is one line naming the function and its exception, like
+    ``startup hook myapp.open_db failed: ConnectionRefusedError: [Errno
+    111] Connection refused``; the exception itself is ``__cause__`` (and
+    :attr:`error`). ``trioweb serve`` prints it as one error line (the
+    traceback with ``--log-level debug``) and exits with status 1; with
+    ``--workers`` the supervisor stops rather than restart a worker that
+    cannot start.
+    """
+
+    def __init__(self, what: str, name: str, error: BaseException) -> None:
+        detail = str(error).splitlines()[0] if str(error) else ""
+        super().__init__(
+            f"{what} {name} failed: {type(error).__name__}"
+            + (f": {detail}" if detail else "")
+        )
+        #: "startup hook" or "lifespan".
+        self.what = what
+        #: The failing function's dotted name.
+        self.name = name
+        #: What it raised.
+        self.error = error

@@ -744,7 +744,7 @@ class RequestHandler:
 
     def _request_summary(self) -> str:
         request = self.request
-        return f"{request.method} {request.uri} ({request.remote_ip})"
+        return f"{request.method} {request.uri} ({request.remote_ip or '-'})"
 
     async def _handle_request_exception(self, exc: BaseException) -> None:
         # An exception group out of the handler's own nursery that holds one
@@ -1135,15 +1135,12 @@ class RequestHandler:
             # HEAD is GET without the body: the engine drops the body and
             # keeps the Content-Length GET would send.
             name = "get"
-        if not self._implements(name):
-            raise HTTPError(405)
-        func = getattr(self, name)
         self.path_args = [
             self.decode_argument(arg) if arg is not None else None for arg in path_args
         ]
         self.path_kwargs = {
-            name: self.decode_argument(arg, name=name) if arg is not None else None
-            for name, arg in path_kwargs.items()
+            key: self.decode_argument(arg, name=key) if arg is not None else None
+            for key, arg in path_kwargs.items()
         }
         if self.max_body_size is not None:
             self._exchange.max_body_size = self.max_body_size
@@ -1153,6 +1150,20 @@ class RequestHandler:
         )
         if error is not None:
             raise HTTPError(403, "%s", error)
+        if not self._implements(name):
+            # As in Tornado, prepare() runs first: a catch-all handler that
+            # only has prepare() (to 404 or redirect) answers with it. The
+            # body of a request nobody serves is never read.
+            if self._current_user is _UNKNOWN_USER and auth.loads_user_async(
+                self.get_current_user
+            ):
+                self._current_user = await self.get_current_user()
+            await _maybe_await(self.prepare())
+            self._prepared = True
+            if not self._finished:
+                raise HTTPError(405)
+            return
+        func = getattr(self, name)
         streaming = self.stream_request_body
         if not streaming:
             await self._read_body()

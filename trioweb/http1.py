@@ -9,7 +9,7 @@ small interface can be served: :class:`trioweb.Application`, an ASGI adapter,
 or a ten-line function in a test.
 
 Two tasks serve a connection, both in the connection's own nursery
-(DESIGN.md, contract 1):
+(docs/design.md, the contract, rule 1):
 
 * the **reader** owns ``stream.receive_some``. It appends what arrives to a
   bounded buffer and wakes whoever waits for bytes. Because it keeps reading

@@ -10,20 +10,22 @@ fixture. Point it at your application by defining a ``trioweb_app`` fixture
 
     async def test_home(trioweb_client):
         r = await trioweb_client.get("/")
-        assert r.status == 200
+        assert r.status_code == 200
 
-The client runs the app's lifespan and is closed after the test. Async
+The client (an ``httpx.AsyncClient``) runs the app's lifespan and is closed
+after the test. It needs httpx (``pip install 'trioweb[testing]'``); async
 fixtures and tests need pytest-trio (``trio_mode = true``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .testing import TestClient
+if TYPE_CHECKING:
+    from .testing import TestClient
 
 
 @pytest.fixture
@@ -38,5 +40,9 @@ def trioweb_app() -> Any:
 @pytest.fixture
 async def trioweb_client(trioweb_app: Any) -> AsyncIterator[TestClient]:
     """A :class:`trioweb.testing.TestClient` for ``trioweb_app``, entered."""
+    # Imported here: the plugin loads in every pytest run of a project that
+    # has trioweb, and only this fixture needs httpx.
+    from .testing import TestClient
+
     async with TestClient(trioweb_app) as client:
         yield client

@@ -132,7 +132,7 @@ class HTTPServerRequest:
             query=query,
             version="HTTP/" + exchange.http_version,
             headers=headers,
-            remote_ip=exchange.client[0] if exchange.client else "127.0.0.1",
+            remote_ip=exchange.client[0] if exchange.client else "",
             protocol=exchange.scheme,
             host=host,
             host_name=split_host_and_port(host.lower())[0],

@@ -7,7 +7,7 @@ SIGINT/SIGTERM handling; ``trioweb serve`` (:mod:`trioweb.cli`) calls it.
 This module is about one process: several worker processes, each running
 :func:`serve`, are :mod:`trioweb.workers`' business.
 
-Shutdown (DESIGN.md, contract 6) goes in this order:
+Shutdown (docs/design.md, the contract, rule 6) goes in this order:
 
 1. stop accepting and close the listening sockets;
 2. close idle keep-alive connections at once; a connection with a request in

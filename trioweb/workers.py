@@ -33,6 +33,11 @@ The rules:
   (:exc:`WorkerStartError`). Later, a dead worker is logged on
   ``trioweb.error`` and restarted, after 0.1 s, doubling up to 10 s while it
   keeps dying within 5 s of its start: a crash loop does not spin.
+* A worker whose application cannot start (:exc:`~trioweb.StartupError`:
+  a startup hook or the lifespan's set-up raised) tells the supervisor why
+  over its "ready" pipe, and the supervisor stops the server with that one
+  line -- also after the start, as a restart would fail the same way. The
+  traceback is logged (by the worker) only at ``--log-level debug``.
 * SIGINT or SIGTERM: the supervisor stops listening and sends SIGTERM to
   every worker, which shuts down gracefully (:mod:`trioweb.server`); a
   second signal is forwarded too and stops them now. A worker still
@@ -65,6 +70,7 @@ import attrs
 import trio
 
 from .config import ServerConfig
+from .errors import StartupError
 from .http1 import ExchangeApp
 from .server import (
     ListenError,
@@ -93,14 +99,25 @@ STABLE_AFTER = 5.0
 #: and exit) before they are killed.
 KILL_MARGIN = 5.0
 
+#: What a worker writes on its "ready" pipe: it listens, or its application
+#: could not start (followed by the reason).
+_READY = b"r"
+_CANNOT_START = b"E"
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
 
 
 class WorkerStartError(RuntimeError):
-    """A worker process failed before it was serving; the others were
-    stopped. The message is one line, fit to show a user; what the worker
-    itself printed (a traceback, say) is above it on stderr."""
+    """A worker process failed before it was serving, or its application
+    could not start; the others were stopped. The message is one line, fit
+    to show a user; what the worker itself printed (a traceback, say) is
+    above it on stderr."""
+
+    #: True when the application itself could not start
+    #: (:exc:`~trioweb.StartupError` in a worker): its traceback is logged
+    #: only at debug level.
+    app_cannot_start: bool = False
 
 
 def _teardown_time(app: ExchangeApp) -> float:
@@ -240,6 +257,9 @@ class _Slot:
     #: The read end of the worker's "ready" pipe, until it closes.
     ready_fd: int | None = None
     ready: bool = False
+    #: What the worker said on its "ready" pipe: b"r", or b"E" and why its
+    #: application could not start.
+    said: bytes = b""
     #: Quick deaths in a row (see STABLE_AFTER), for the back-off.
     failures: int = 0
     restart_at: float | None = None
@@ -272,6 +292,7 @@ class _Supervisor:
         self.stopping = False
         self.kill_at: float | None = None
         self.error: str | None = None
+        self.app_cannot_start = False
         #: A stop signal has arrived.
         self.signalled = False
         # Signal wake-up pipe (the supervisor reads), and the pipe whose
@@ -299,7 +320,9 @@ class _Supervisor:
                 if slot.ready_fd is not None:
                     os.close(slot.ready_fd)
         if self.error is not None:
-            raise WorkerStartError(self.error)
+            error = WorkerStartError(self.error)
+            error.app_cannot_start = self.app_cannot_start
+            raise error
 
     @contextlib.contextmanager
     def _signals_to_pipe(self) -> Iterator[None]:
@@ -364,7 +387,8 @@ class _Supervisor:
             except BlockingIOError:
                 return
             if data:
-                slot.ready = True
+                slot.said += data
+                slot.ready = slot.said.startswith(_READY)
             else:
                 self._close_ready(slot)
 
@@ -390,7 +414,7 @@ class _Supervisor:
                 status = 1
                 try:
                     os.close(ready_r)
-                    status = self._worker(ready_w, mask)
+                    status = self._worker(slot.number, ready_w, mask)
                 except BaseException:
                     with contextlib.suppress(BaseException):
                         traceback.print_exc()
@@ -410,7 +434,7 @@ class _Supervisor:
         os.close(ready_w)
         os.set_blocking(ready_r, False)
         self.selector.register(ready_r, selectors.EVENT_READ, slot)
-        slot.pid, slot.ready_fd, slot.ready = pid, ready_r, False
+        slot.pid, slot.ready_fd, slot.ready, slot.said = pid, ready_r, False, b""
         slot.started = time.monotonic()
         log.info("worker %d started (pid %d)", slot.number, pid)
 
@@ -427,11 +451,18 @@ class _Supervisor:
             self._close_ready(slot)
             slot.pid = None
             what = f"worker {slot.number} (pid {pid}) {_describe(status)}"
-            if not self.stopping:
+            if slot.said.startswith(_CANNOT_START) and not self.stopping:
+                # Restarting it would fail the same way, in a loop.
+                reason = slot.said[len(_CANNOT_START) :].decode(errors="replace")
+                self.error = f"{reason}; stopped the server"
+                self.app_cannot_start = True
+                self._stop()
+            elif not self.stopping:
                 self._failed(
                     slot, what if slot.ready else what + " before it was ready"
                 )
-            elif os.waitstatus_to_exitcode(status) != 0:
+            elif os.waitstatus_to_exitcode(status) != 0 and self.error is None:
+                # (After a start-up failure, the others' ends are noise.)
                 log.warning("%s", what)
 
     def _failed(self, slot: _Slot, what: str) -> None:
@@ -504,7 +535,9 @@ class _Supervisor:
 
     # -- in the worker -----------------------------------------------------------
 
-    def _worker(self, ready_fd: int, mask: set[int | signal.Signals]) -> int:
+    def _worker(
+        self, slot_number: int, ready_fd: int, mask: set[int | signal.Signals]
+    ) -> int:
         """The worker process's life, from fork() to its exit status."""
         # Drop what belongs to the supervisor. Workers ignore SIGINT, and
         # keep SIGTERM blocked until serve() has its handler in place (so a
@@ -540,6 +573,11 @@ class _Supervisor:
         except ListenError as exc:
             log.error("%s", exc.strerror or exc)
             return 1
+        except StartupError as exc:
+            log.debug("worker %d could not start", slot_number, exc_info=exc.error)
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, _CANNOT_START + str(exc).encode())
+            return 1
         return 0
 
 
@@ -559,5 +597,5 @@ class _Ready:
         if self.fd is not None:
             fd, self.fd = self.fd, None
             with contextlib.suppress(OSError):
-                os.write(fd, b"r")
+                os.write(fd, _READY)
             os.close(fd)

@@ -37,6 +37,10 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build"]
 
+# A snippet Pygments cannot lex (pseudo-code with "...") is shown unhighlighted
+# rather than failing the build; every other warning fails it.
+suppress_warnings = ["misc.highlighting_failure"]
+
 # Links like handlers.md#deadlines-and-overload resolve to the heading.
 myst_heading_anchors = 3
 

@@ -235,9 +235,11 @@ def url(
     kwargs: dict[str, Any] | None = None,
     name: str | None = None,
 ) -> URLSpec:
-    """Make a :class:`URLSpec`; reads better than a tuple when naming a rule::
+    """Make a :class:`URLSpec`.
 
-    url(r"/story/([0-9]+)", StoryHandler, name="story")
+    It reads better than a tuple when naming a rule::
+
+        url(r"/story/([0-9]+)", StoryHandler, name="story")
     """
     return URLSpec(pattern, handler, kwargs, name)
 

@@ -176,8 +176,14 @@ def _stop(process: subprocess.Popen[bytes], signum: int) -> int:
 class Instance:
     """One ``trioweb serve`` of the doc's block, on its own port."""
 
-    def __init__(self, number: int, args: list[str], port: int, env: dict[str, str],
-                 directory: Path) -> None:
+    def __init__(
+        self,
+        number: int,
+        args: list[str],
+        port: int,
+        env: dict[str, str],
+        directory: Path,
+    ) -> None:
         self.number = number
         self.args = args
         self.port = port

@@ -75,9 +75,11 @@ class Events(trioweb.RequestHandler):
                 await events.send(json.dumps({"n": n, "pid": os.getpid()}), id=str(n))
                 if n == 2:
                     break
+                # The gate is a file the test process creates: there is no
+                # event to wait on across processes, so look every 10 ms.
                 # Bounded: a client that never opens the gate ends the stream.
                 with trio.move_on_after(10):
-                    while not await (gates / f"{token}.{n}").exists():
+                    while not await (gates / f"{token}.{n}").exists():  # noqa: ASYNC110
                         await trio.sleep(0.01)
 
 

@@ -5,7 +5,8 @@ Debian's nginx (tests/system/packages.txt; `make test` installs it) runs the
 very config that docs/deployment.md shows, in front of the three
 ``trioweb serve`` lines that page shows (one of them ``--workers 2``),
 serving tests/apps/nginx_app.py. See tests/nginx_cluster.py for how the doc
-is turned into running processes.
+is turned into running processes. `make test` runs it with the rest;
+`pytest -m nginx` runs it alone.
 
 What it proves: the proxy headers give the right ``remote_ip`` and
 ``protocol``; nginx reuses its connections to trioweb (seen from trioweb's
@@ -44,14 +45,17 @@ NGINX = nginx_cluster.find_nginx()
 #: Every single request's timeout: a stuck proxy fails the test, not CI.
 TIMEOUT = 10.0
 
-pytestmark = pytest.mark.skipif(
-    NGINX is None,
-    reason=(
-        "!!! Debian's nginx is not installed and could not be: the nginx "
-        "integration suite (tests/test_nginx.py) did NOT run. Run "
-        "`bash tests/system/install.sh` as root (make test does)."
+pytestmark = [
+    pytest.mark.nginx,
+    pytest.mark.skipif(
+        NGINX is None,
+        reason=(
+            "!!! Debian's nginx is not installed and could not be: the nginx "
+            "integration suite (tests/test_nginx.py) did NOT run. Run "
+            "`bash tests/system/install.sh` as root (make test does)."
+        ),
     ),
-)
+]
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,11 @@ def _main_config(prefix: Path) -> str:
         f"error_log {prefix / 'error.log'} info;\n"
         "events { worker_connections 512; }\n"
         "http {\n"
-        f"    access_log {prefix / 'access.log'};\n"
+        # Which instances a request went to, in order, and what each said:
+        # "200 /slow?ms=60 127.0.0.1:8001, 127.0.0.1:8002 502, 200".
+        "    log_format upstreams '$status $request_uri $upstream_addr "
+        "$upstream_status';\n"
+        f"    access_log {prefix / 'access.log'} upstreams;\n"
         f"{temp}\n"
         f"    include {prefix / 'site.conf'};\n"
         "}\n"
@@ -311,6 +315,16 @@ class Cluster:
             )
         for port in (self.http_port, self.https_port):
             wait_for_port(port, self.nginx, self.directory / "error.log")
+
+    def access_log(self) -> list[tuple[int, str, list[str]]]:
+        """nginx's access log: (status, uri, the instances tried in turn)."""
+        entries = []
+        for line in (self.directory / "access.log").read_text().splitlines():
+            status, uri, tried = line.split(" ", 2)
+            # "a, b : c" -- commas between retries, a colon between groups.
+            addresses = re.findall(r"127\.0\.0\.1:\d+", tried)
+            entries.append((int(status), uri, addresses))
+        return entries
 
     def stop(self) -> None:
         if self.nginx is not None:

@@ -264,6 +264,9 @@ class Load:
     """The outcomes of a running load, and a way to wait for progress."""
 
     def __init__(self) -> None:
+        #: In every request's query string, to find this load's requests in
+        #: nginx's access log.
+        self.tag = os.urandom(4).hex()
         self.outcomes: list[Outcome] = []
         self._changed = trio.lowlevel.ParkingLot()
 
@@ -285,9 +288,10 @@ async def run_load(
     per_task: int,
     ms: int,
     during: Callable[[Load], Awaitable[None]],
-) -> list[Outcome]:
+) -> Load:
     """``tasks`` clients each send ``per_task`` GET /slow?ms=MS in turn, and
-    ``during(load)`` runs alongside; return every request's outcome."""
+    ``during(load)`` runs alongside; return the load, every request's
+    outcome in it."""
     load = Load()
 
     async def one_client() -> None:
@@ -295,7 +299,7 @@ async def run_load(
             for _ in range(per_task):
                 start = trio.current_time()
                 try:
-                    r = await http.get("/slow", params={"ms": ms})
+                    r = await http.get("/slow", params={"ms": ms, "load": load.tag})
                 except httpx.HTTPError as exc:
                     end = trio.current_time()
                     load.add(Outcome(start, end, None, repr(exc)))
@@ -310,7 +314,7 @@ async def run_load(
         for _ in range(tasks):
             nursery.start_soon(one_client)
         await during(load)
-    return load.outcomes
+    return load
 
 
 async def test_graceful_restart_loses_no_request(cluster: Cluster) -> None:
@@ -327,7 +331,9 @@ async def test_graceful_restart_loses_no_request(cluster: Cluster) -> None:
         events["exited"] = trio.current_time()
         await trio.to_thread.run_sync(instance.start)
 
-    outcomes = await run_load(cluster, tasks=6, per_task=25, ms=60, during=restart)
+    outcomes = (
+        await run_load(cluster, tasks=6, per_task=25, ms=60, during=restart)
+    ).outcomes
     failed = [o for o in outcomes if o.pid is None]
     assert not failed, (failed, cluster.logs())
     # Requests were in flight on the old process when it was told to stop,
@@ -336,7 +342,7 @@ async def test_graceful_restart_loses_no_request(cluster: Cluster) -> None:
     log = old_log.read_text()
     assert "SIGTERM: shutting down gracefully" in log, log
     after_signal = log.partition("SIGTERM: shutting down gracefully")[2]
-    assert re.search(r'"GET /slow\?ms=\d+ HTTP/1.1" 200', after_signal), log
+    assert re.search(r'"GET /slow\?\S+ HTTP/1.1" 200', after_signal), log
     assert not re.search(r'" (444|499) ', after_signal), log
     # The others took over while it was down.
     assert any(
@@ -356,11 +362,12 @@ async def test_a_killed_instance_is_routed_around(cluster: Cluster) -> None:
         events["kill"] = trio.current_time()
 
     try:
-        outcomes = await run_load(cluster, tasks=6, per_task=25, ms=60, during=kill)
+        load = await run_load(cluster, tasks=6, per_task=25, ms=60, during=kill)
     finally:
         # Bring the cluster back whole for whatever runs after this test.
         await trio.to_thread.run_sync(instance.start)
     kill_time = events["kill"]
+    outcomes = load.outcomes
     failed = [o for o in outcomes if o.pid is None]
     in_flight = [o for o in outcomes if o.start < kill_time < o.end]
     # A request that failed was one on the wire when the instance died ...
@@ -369,3 +376,13 @@ async def test_a_killed_instance_is_routed_around(cluster: Cluster) -> None:
     # ... and everything after was served, by the others.
     after = [o for o in outcomes if o.start > kill_time]
     assert after and all(o.pid is not None and o.pid not in victim for o in after)
+    # nginx's side: a request failed only where the instance it was on at
+    # the end was the killed one; the requests nginx had sent there and
+    # could resend went on to another instance and succeeded.
+    victim_address = f"127.0.0.1:{instance.port}"
+    log = [entry for entry in cluster.access_log() if load.tag in entry[1]]
+    assert len(log) == len(outcomes), log
+    for status, _, tried in log:
+        if status != 200:
+            assert tried[-1] == victim_address, (status, tried)
+    assert any(len(tried) > 1 and tried[0] == victim_address for _, _, tried in log)

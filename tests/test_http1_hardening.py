@@ -219,6 +219,19 @@ async def test_an_upgrade_request_body_is_read_as_a_body_not_a_request() -> None
     assert [seen[1] for seen in app.seen] == ["/", "/after"]
 
 
+async def test_a_field_named_like_the_internal_upgrade_alias_stays_as_sent() -> None:
+    # The httptools backend hides Upgrade from llhttp under another name; a
+    # client's own field of that name must not come out as Upgrade (which a
+    # proxy in front would have stripped).
+    app = await served(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Trioweb-Upgrade: websocket\r\n"
+        b"Upgrade: h2c\r\nConnection: upgrade\r\n\r\n"
+    )
+    headers = app.seen[0][3]
+    assert (b"x-trioweb-upgrade", b"websocket") in headers
+    assert [v for n, v in headers if n == b"upgrade"] == [b"h2c"]
+
+
 # -- 5. any token is a method ----------------------------------------------------
 
 

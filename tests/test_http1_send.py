@@ -281,6 +281,38 @@ async def test_head_to_a_handler_that_must_run_to_completion(
     assert ran == [0, 1, 2] * 2
 
 
+async def test_head_to_a_run_to_completion_stream_ends_when_its_client_leaves(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Regression: after a HEAD response's head, sends were no-ops even with
+    # the client gone, so an endless stream with cancel_on_disconnect =
+    # False held its connection, task and slot (and the shutdown) forever.
+    state = {"sends": 0, "ended": False}
+
+    class Feed(RequestHandler):
+        cancel_on_disconnect = False
+
+        async def get(self) -> None:
+            try:
+                while True:
+                    self.write("tick\n")
+                    await self.flush()
+                    state["sends"] += 1
+                    await trio.sleep(1)
+            finally:
+                state["ended"] = True
+
+    async with TestClient(Application([("/", Feed)])) as client:
+        raw = await client.raw()
+        await raw.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await raw.read_response("HEAD")).status == 200
+        await raw.aclose()
+        with trio.fail_after(5):
+            await raw.server_done.wait()
+    assert state["ended"]
+    assert state["sends"] <= 2
+
+
 async def test_head_with_end_false_fires_the_callbacks_and_drops_the_body() -> None:
     cancelled: list[bool] = []
 

@@ -498,12 +498,19 @@ class Exchange:
         Raises :exc:`~trioweb.writer.FramingError` if the body outgrows its
         ``Content-Length`` (or, with ``end=True``, falls short of it).
         After a HEAD response's head it sends nothing (and is still a
-        checkpoint, so a streaming loop can be cancelled).
+        checkpoint, so a streaming loop can be cancelled), and raises
+        :exc:`StreamClosedError` once the client is gone.
         """
         if not self.head_sent:
             raise RuntimeError("send_response() must be called first")
         if self._head_only:
             await trio.lowlevel.checkpoint()
+            if self.disconnected or self._conn._broken:
+                # A handler that runs to completion (cancel_on_disconnect =
+                # False) learns here that its client is gone, as on GET;
+                # otherwise a streaming loop would hold the connection, its
+                # slot and the shutdown forever.
+                raise StreamClosedError()
             return
         if self.finished or self._ending:
             raise RuntimeError("the response is already complete")

@@ -289,6 +289,9 @@ class HttptoolsParser:
         self._body_left = 0  # bytes of a Content-Length body still to feed
         self._chunks: ChunkedReader | None = None  # the chunked body being read
         self._method: bytes | None = None  # the method, if llhttp saw GET
+        # The places of the Upgrade fields renamed for llhttp (see
+        # _UPGRADE_NAME).
+        self._renamed: tuple[int, ...] = ()
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._field_bytes = 0
@@ -324,7 +327,7 @@ class HttptoolsParser:
         if self._field_bytes > self._max_header_size:
             raise ProtocolError(431, "header block too large")
         name = name.lower()
-        if name == _UPGRADE_ALIAS:
+        if self._renamed and len(self._headers) in self._renamed:
             name = b"upgrade"
         # llhttp drops the whitespace before a value, not after (RFC 9112
         # 5: neither is part of it).
@@ -461,7 +464,15 @@ class HttptoolsParser:
         else:
             self._method = method  # (CONNECT never gets here: see HeadMeter)
             head = b"GET" + head[space:]
+        self._renamed = ()
         if head.lower().find(b"\nupgrade:") >= 0:
+            # Which field lines were renamed, by their place among the
+            # fields: only those are named back (a client may send a field
+            # called like the alias itself, which must stay as sent).
+            self._renamed = tuple(
+                head.count(b"\n", 0, match.start() + 1) - 1
+                for match in _UPGRADE_NAME.finditer(head)
+            )
             head = _UPGRADE_NAME.sub(b"\n" + _UPGRADE_ALIAS + b":", head)
         return head
 

@@ -42,11 +42,11 @@ import trio
 from . import _files, auth, compression, sse, templates
 from ._concurrency import run_hook
 from .body import check_declared_length
+from .cookies import format_set_cookie
+from .dates import format_timestamp
 from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
 from .httputil import (
     HTTPHeaders,
-    format_set_cookie,
-    format_timestamp,
     is_valid_header_name,
     is_valid_header_value,
     qs_to_qsl,

@@ -42,9 +42,10 @@ import trio
 from . import writer
 from ._hangup import wait_for_hangup
 from .config import ServerConfig
+from .dates import http_date
 from .errors import HTTPError, HTTPInputError, StreamClosedError
 from .headrules import check_head
-from .httputil import http_date, reason_phrase
+from .httputil import reason_phrase
 from .parsers import (
     CLOSED,
     END,

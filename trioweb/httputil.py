@@ -1,4 +1,4 @@
-"""Pure HTTP helpers: strings, headers, query strings, cookies, dates, etags.
+"""Pure HTTP helpers: strings, headers, query strings, hosts, etags.
 
 Everything here is a plain function or a plain data structure. Nothing does
 I/O, nothing imports trio, nothing logs, so every piece can be unit-tested on
@@ -21,14 +21,9 @@ handler's ``decode_argument()``.
 
 from __future__ import annotations
 
-import calendar
 import collections.abc
-import datetime
-import email.utils
 import http.client
-import math
 import re
-import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
@@ -36,15 +31,10 @@ from typing import Any, TypeVar, overload
 __all__ = [
     "HTTPHeaders",
     "etag_matches",
-    "format_set_cookie",
-    "format_timestamp",
-    "http_date",
     "is_valid_header_name",
     "is_valid_header_value",
     "is_valid_host",
     "parse_body_arguments",
-    "parse_cookie",
-    "parse_http_date",
     "parse_qs_bytes",
     "qs_to_qsl",
     "reason_phrase",
@@ -689,316 +679,6 @@ def url_concat(
 
 
 # --------------------------------------------------------------------------
-# Cookies
-# --------------------------------------------------------------------------
-
-
-def parse_cookie(cookie: str) -> dict[str, str]:
-    """Parse a ``Cookie`` request header into a dict of names to values.
-
-    Lenient, the way browsers are and the way Tornado is: fields are split
-    on ``;``, a field without ``=`` is a value with the empty name (some
-    browsers send that), surrounding whitespace is dropped, and a value in
-    double quotes is unquoted the way :mod:`http.cookies` quoted it
-    (``\\"``, ``\\\\`` and ``\\ooo`` octal escapes). When a name occurs
-    twice the last value wins. Nothing here raises: a malformed cookie
-    header is the client's problem, not a reason to fail the request.
-
-    >>> parse_cookie('a=1; b="x y"; c')
-    {'a': '1', 'b': 'x y', '': 'c'}
-    """
-    cookies: dict[str, str] = {}
-    for field in cookie.split(";"):
-        name, eq, value = field.partition("=")
-        if not eq:
-            name, value = "", name
-        name = name.strip()
-        value = value.strip()
-        if name or value:
-            cookies[name] = _unquote_cookie(value)
-    return cookies
-
-
-# One pass, left to right, so the work is linear in the length of the value
-# (a hostile cookie cannot make it quadratic).
-_COOKIE_ESCAPE_RE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))", re.DOTALL)
-
-
-def _cookie_unescape(match: re.Match[str]) -> str:
-    octal = match.group(1)
-    if octal is not None:
-        return chr(int(octal, 8))
-    return match.group(2)
-
-
-def _unquote_cookie(value: str) -> str:
-    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
-        return value
-    value = value[1:-1]
-    if "\\" not in value:
-        return value
-    return _COOKIE_ESCAPE_RE.sub(_cookie_unescape, value)
-
-
-# The characters a cookie value may hold without quotes, as http.cookies
-# defines them; any other character makes the value quoted.
-_COOKIE_LEGAL_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~:"
-)
-# Never valid in a value, quoted or not: controls and space, because they
-# break the header; ';' and ',' because browsers split cookies on them
-# whatever the quotes say; and anything beyond latin-1, which cannot be sent.
-_COOKIE_VALUE_INVALID_RE = re.compile(r"[\x00-\x20\x7f;,]|[^\x00-\xff]")
-_COOKIE_ATTR_INVALID_RE = re.compile(r"[\x00-\x1f\x7f;]|[^\x00-\x7f]")
-_SAMESITE_VALUES = {"strict": "Strict", "lax": "Lax", "none": "None"}
-
-
-def _quote_cookie_value(value: str) -> str:
-    if _COOKIE_LEGAL_CHARS.issuperset(value):
-        return value
-    escaped = []
-    for char in value:
-        if char == '"' or char == "\\":
-            escaped.append("\\" + char)
-        elif char >= "\x80":
-            escaped.append(f"\\{ord(char):03o}")
-        else:
-            escaped.append(char)
-    return '"' + "".join(escaped) + '"'
-
-
-def format_set_cookie(
-    name: str,
-    value: str,
-    *,
-    domain: str | None = None,
-    expires: float | datetime.datetime | None = None,
-    path: str | None = "/",
-    max_age: int | None = None,
-    httponly: bool = False,
-    secure: bool = False,
-    samesite: str | None = None,
-) -> str:
-    """Build the value of a ``Set-Cookie`` response header.
-
-    >>> format_set_cookie("session", "abc123", httponly=True)
-    'session=abc123; Path=/; HttpOnly'
-
-    Args:
-      name: The cookie name: an RFC 9110 token (letters, digits and
-        ``!#$%&'*+-.^_`|~``).
-      value: The cookie value. It is put in double quotes, with ``"`` and
-        ``\\`` escaped, when it holds a character that is not safe bare
-        (``=`` or ``/`` for example), exactly as :mod:`http.cookies` does, so
-        :func:`parse_cookie` reads it back unchanged. Characters from
-        U+0080 to U+00FF become octal escapes.
-      domain: The ``Domain`` attribute; omitted when ``None``.
-      expires: When the cookie expires, as a Unix timestamp or a
-        :class:`~datetime.datetime` (naive means UTC). ``0`` is a valid time
-        (1970), which is how a cookie is deleted.
-      path: The ``Path`` attribute, ``/`` by default; ``None`` omits it.
-      max_age: Seconds until the cookie expires (``Max-Age``). ``0`` deletes
-        the cookie now.
-      httponly: Hide the cookie from JavaScript.
-      secure: Send the cookie over HTTPS only.
-      samesite: ``"Strict"``, ``"Lax"`` or ``"None"``, in any case.
-        ``"None"`` requires ``secure=True``, since browsers drop the cookie
-        otherwise.
-
-    Raises:
-      ValueError: When the name or value cannot be sent as a cookie (a
-        control character, a space, ``;`` or ``,`` in either, a name that is
-        not a token), when the domain or path holds ``;``, a control
-        character or non-ASCII text, or when ``samesite`` is invalid.
-    """
-    if not _TOKEN_RE.fullmatch(name):
-        raise ValueError(
-            f"invalid cookie name {name!r}: a name is one or more letters, digits"
-            " or !#$%&'*+-.^_`|~ (no spaces, '=', ';', ',' or control characters)"
-        )
-    if _COOKIE_VALUE_INVALID_RE.search(value):
-        raise ValueError(
-            f"invalid value for cookie {name!r}: {value!r} holds a space, ';', ',',"
-            " a control character or a character beyond U+00FF; encode the value"
-            " first (for example with base64 or percent-encoding)"
-        )
-    parts = [f"{name}={_quote_cookie_value(value)}"]
-    if expires is not None:
-        parts.append(f"expires={format_timestamp(expires)}")
-    if path:
-        _check_cookie_attribute("path", path)
-        parts.append(f"Path={path}")
-    if domain:
-        _check_cookie_attribute("domain", domain)
-        parts.append(f"Domain={domain}")
-    if max_age is not None:
-        parts.append(f"Max-Age={int(max_age)}")
-    if secure:
-        parts.append("Secure")
-    if httponly:
-        parts.append("HttpOnly")
-    if samesite is not None:
-        canonical = _SAMESITE_VALUES.get(samesite.lower())
-        if canonical is None:
-            raise ValueError(
-                f"invalid samesite {samesite!r}: use 'Strict', 'Lax' or 'None'"
-            )
-        if canonical == "None" and not secure:
-            raise ValueError(
-                "samesite='None' requires secure=True: browsers reject a"
-                " SameSite=None cookie that is not Secure"
-            )
-        parts.append(f"SameSite={canonical}")
-    return "; ".join(parts)
-
-
-def _check_cookie_attribute(attribute: str, value: str) -> None:
-    if _COOKIE_ATTR_INVALID_RE.search(value):
-        raise ValueError(
-            f"invalid cookie {attribute} {value!r}: it must not hold ';', control"
-            " characters or non-ASCII text (percent-encode a path, IDNA-encode a"
-            " domain)"
-        )
-
-
-# --------------------------------------------------------------------------
-# Dates
-# --------------------------------------------------------------------------
-
-# Spelled out rather than taken from strftime("%a"), which follows the locale.
-_WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTH_NAMES = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
-_MONTH_NUMBERS = {month: number for number, month in enumerate(_MONTH_NAMES, 1)}
-
-
-def _format_epoch(seconds: int) -> str:
-    tm = time.gmtime(seconds)
-    return (
-        f"{_WEEKDAY_NAMES[tm.tm_wday]}, {tm.tm_mday:02d} "
-        f"{_MONTH_NAMES[tm.tm_mon - 1]} {tm.tm_year:04d} "
-        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} GMT"
-    )
-
-
-def format_timestamp(
-    ts: int | float | tuple[int, ...] | time.struct_time | datetime.datetime,
-) -> str:
-    """Format a time the way HTTP dates are written (RFC 9110's
-    IMF-fixdate), always in GMT.
-
-    >>> format_timestamp(1359312200)
-    'Sun, 27 Jan 2013 18:43:20 GMT'
-
-    *ts* may be a Unix timestamp (fractions of a second are dropped), a
-    UTC time tuple as :func:`time.gmtime` returns, or a
-    :class:`~datetime.datetime`: an aware one is converted to UTC, a naive
-    one is taken to be UTC already.
-    """
-    if isinstance(ts, int | float):
-        seconds = math.floor(ts)
-    elif isinstance(ts, tuple):  # time.struct_time is a tuple too
-        seconds = calendar.timegm(ts)
-    elif isinstance(ts, datetime.datetime):
-        seconds = calendar.timegm(ts.utctimetuple())
-    else:
-        raise TypeError(
-            "format_timestamp() needs a Unix timestamp, a time tuple or a"
-            f" datetime, got {type(ts).__name__}"
-        )
-    return _format_epoch(seconds)
-
-
-# (second, formatted) of the last http_date() call. Responses within the
-# same second share the bytes; a tuple is replaced in one step, so readers
-# in other threads always see a matching pair.
-_date_cache: tuple[int, bytes] = (-1, b"")
-
-
-def http_date(now: float | None = None) -> bytes:
-    """The ``Date`` header value for *now* (default: the current time).
-
-    >>> http_date(1359312200.75)
-    b'Sun, 27 Jan 2013 18:43:20 GMT'
-
-    Every response carries one, so the result is cached and only
-    re-formatted when the second changes.
-    """
-    global _date_cache
-    if now is None:
-        now = time.time()
-    second = math.floor(now)
-    cached = _date_cache
-    if cached[0] == second:
-        return cached[1]
-    value = _format_epoch(second).encode("ascii")
-    _date_cache = (second, value)
-    return value
-
-
-# IMF-fixdate, the only form a sender may use today; parsed without the
-# general email date parser, which handles the obsolete forms below.
-_IMF_FIXDATE_RE = re.compile(
-    r"[A-Z][a-z]{2}, ([0-9]{2}) ([A-Z][a-z]{2}) ([0-9]{4}) "
-    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
-)
-
-
-def parse_http_date(value: str) -> datetime.datetime | None:
-    """Parse an HTTP date (``If-Modified-Since``, ``Last-Modified``...)
-    into an aware UTC :class:`~datetime.datetime`.
-
-    Accepts the three forms RFC 9110 says a recipient must: IMF-fixdate
-    (``Sun, 06 Nov 1994 08:49:37 GMT``), the obsolete RFC 850 form
-    (``Sunday, 06-Nov-94 08:49:37 GMT``) and asctime
-    (``Sun Nov  6 08:49:37 1994``). Returns ``None`` for anything that is
-    not a valid date, because a bad date in a request header is to be
-    ignored, not to fail the request.
-    """
-    value = value.strip()
-    match = _IMF_FIXDATE_RE.fullmatch(value)
-    try:
-        if match is not None:
-            day, month_name, year, hour, minute, second = match.groups()
-            month = _MONTH_NUMBERS.get(month_name)
-            if month is None:
-                return None
-            return datetime.datetime(
-                int(year),
-                month,
-                int(day),
-                int(hour),
-                int(minute),
-                int(second),
-                tzinfo=datetime.UTC,
-            )
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        result = datetime.datetime(*parsed[:6], tzinfo=datetime.UTC)
-        offset = parsed[9]
-        if offset:
-            result -= datetime.timedelta(seconds=offset)
-        return result
-    except (ValueError, TypeError, OverflowError, IndexError):
-        # Out-of-range fields (31 Feb, hour 25), or the email parser
-        # tripping over something it half-recognized.
-        return None
-
-
-# --------------------------------------------------------------------------
 # Entity tags
 # --------------------------------------------------------------------------
 
@@ -1035,3 +715,25 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
         if tag == "*" or _opaque_tag(tag) == wanted:
             return True
     return False
+
+
+# Cookies and dates have modules of their own (trioweb.cookies,
+# trioweb.dates); their names stay importable from here, as in Tornado's
+# httputil, loaded on first use so that neither module imports this one's
+# importer back.
+_MOVED = {
+    "format_set_cookie": "cookies",
+    "parse_cookie": "cookies",
+    "format_timestamp": "dates",
+    "http_date": "dates",
+    "parse_http_date": "dates",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)

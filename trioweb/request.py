@@ -18,12 +18,12 @@ import trio
 
 from . import forms, multipart
 from .body import BodyStream, content_decoder
+from .cookies import parse_cookie
 from .errors import HTTPError
 from .httputil import (
     HTTPHeaders,
     _query_bytes,
     is_valid_host,
-    parse_cookie,
     split_host_and_port,
 )
 from .multipart import UploadedFile

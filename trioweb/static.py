@@ -37,9 +37,9 @@ import trio
 
 from . import _files
 from .compression import matching_etag
+from .dates import parse_http_date
 from .errors import HTTPError
 from .handler import RequestHandler
-from .httputil import parse_http_date
 
 __all__ = ["StaticFileHandler"]
 

@@ -39,7 +39,7 @@ from typing import Protocol
 
 import trio
 
-from . import writer
+from . import logs, observe, writer
 from ._hangup import wait_for_hangup
 from .config import ServerConfig
 from .errors import HTTPError, HTTPInputError, StreamClosedError
@@ -158,6 +158,7 @@ class Exchange:
         "max_body_size",
         "method",
         "note",
+        "request_id",
         "scheme",
         "server",
         "shutting_down",
@@ -185,6 +186,11 @@ class Exchange:
         self.server = conn.server
         self.scheme = conn.scheme
         self.start_time = trio.current_time()
+        #: The request's id (see trioweb.observe), or None if the server's
+        #: ``request_id`` setting is off.
+        self.request_id: str | None = (
+            observe.request_id(self.headers) if conn.config.request_id else None
+        )
         #: The body limit for this request. Starts at the server's
         #: ``max_body_size``; the application may change it before the first
         #: body read (the web layer applies the handler's ``max_body_size``).
@@ -456,6 +462,15 @@ class Exchange:
         )
         if reason is None:
             reason = reason_phrase(status).encode()
+        config = conn.config
+        if self.request_id is not None or config.server_timing:
+            headers = observe.response_headers(
+                headers,
+                self.request_id,
+                (trio.current_time() - self.start_time) * 1000
+                if config.server_timing
+                else None,
+            )
         head, framing, length, close = writer.encode_head(
             status,
             reason,
@@ -1089,7 +1104,14 @@ class HTTP1Connection:
         )
         if access_log.isEnabledFor(logging.INFO) and self.config.access_log:
             access_log.info(
-                '%s "-" %d %d 0.0ms (%s)', self._peer_name(), status, len(body), detail
+                "%s",
+                logs.rejection_line(
+                    self.client,
+                    status,
+                    len(body),
+                    detail,
+                    self.config.access_log_format,
+                ),
             )
         try:
             await self.send_bytes(head_bytes if head else head_bytes + body, None)
@@ -1113,17 +1135,7 @@ class HTTP1Connection:
             # shutdown, or the app failed mid-response). nginx's codes.
             status = 499 if exchange.disconnected else 444
         duration = (trio.current_time() - exchange.start_time) * 1000
-        # exchange.client: the application may have replaced the peer with
-        # the client a trusted proxy reported.
-        client = exchange.client
         access_log.info(
-            '%s "%s %s HTTP/%s" %d %d %.1fms%s',
-            f"{client[0]}:{client[1]}" if client is not None else "-",
-            exchange.method,
-            exchange.target,
-            exchange.http_version,
-            status,
-            exchange.bytes_sent,
-            duration,
-            f" ({exchange.note})" if exchange.note else "",
+            "%s",
+            logs.access_line(exchange, status, duration, self.config.access_log_format),
         )

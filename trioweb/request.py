@@ -62,6 +62,14 @@ class HTTPServerRequest:
       body_arguments: Arguments from a form body (urlencoded or multipart).
       files: Uploaded files from a multipart body,
         ``{name: [UploadedFile, ...]}``.
+      id: The request's id: its ``X-Request-Id`` when that is a sane token,
+        else one the server made; also in the access log and the response's
+        ``X-Request-Id`` (see :mod:`trioweb.observe`). None when the
+        server's ``request_id`` setting is off.
+      root_path: The prefix a proxy mounts the application under
+        (``--root-path``, uvicorn's): ``""`` or like ``"/app"``. ``path``
+        does not include it; a URL the application makes for the client
+        should.
 
     The argument dicts and ``files`` are parsed on first use, not before:
     a request whose handler never asks for them costs nothing to parse.
@@ -82,6 +90,8 @@ class HTTPServerRequest:
     host_name: str
     body: bytes = b""
     exchange: Exchange | None = None
+    id: str | None = None
+    root_path: str = ""
     _start_time: float = 0.0
     _cookies: http.cookies.SimpleCookie | None = None
     #: The application's settings: the input caps.
@@ -137,6 +147,8 @@ class HTTPServerRequest:
             host=host,
             host_name=split_host_and_port(host.lower())[0],
             exchange=exchange,
+            id=exchange.request_id,
+            root_path=exchange.config.root_path,
             start_time=exchange.start_time,
             settings=settings if settings is not None else {},
         )

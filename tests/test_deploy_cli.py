@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import ssl
@@ -214,6 +215,41 @@ async def test_fd_with_systemd_socket_activation() -> None:
         async with process(wrong, pass_fds=(fd,)) as server:
             assert await server.finish() == 1
         assert "systemd passed 1 socket(s) (fd 3), not fd 4" in server.stderr
+        server.assert_clean()
+    finally:
+        sock.close()
+
+
+def documented_exec_start() -> list[str]:
+    """The app and flags of the ExecStart line in docs/deployment.md's
+    socket-activated unit."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    section = text.split("## systemd with socket activation")[1].split("\n## ")[0]
+    [line] = re.findall(r"^ExecStart=(.*)$", section, re.MULTILINE)
+    words = shlex.split(line)
+    assert words[0].endswith("/trioweb"), words
+    assert words[1] == "serve", words
+    return words[3:]
+
+
+async def test_the_documented_systemd_unit() -> None:
+    flags = documented_exec_start()
+    assert flags[:2] == ["--fd", "3"]
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    fd = sock.fileno()
+    command = systemd_start(fd, "-m", "trioweb", "serve", APP, *flags)
+    try:
+        async with process(command, pass_fds=(fd,)) as server:
+            assert await port_of(server) == port
+            async with httpx.AsyncClient() as client:
+                r = await client.get(f"http://127.0.0.1:{port}/unit")
+            assert r.status_code == 200
+            line = await server.wait_for('"target": "/unit"')
+            assert json.loads(line)["request_id"] == r.headers["X-Request-Id"]
+            # KillMode=mixed: one SIGTERM, to the main process alone.
+            server.signal(signal.SIGTERM)
+            assert await server.finish() == 0
         server.assert_clean()
     finally:
         sock.close()

@@ -27,6 +27,7 @@ from .security import SecurityHeaders
 from .server import ListenError, run, serve
 from .sse import EventStream
 from .static import StaticFileHandler
+from .tls import TLSConfigError
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "ServerConfig",
     "StaticFileHandler",
     "StreamClosedError",
+    "TLSConfigError",
     "URLSpec",
     "UploadedFile",
     "addslash",

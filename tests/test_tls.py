@@ -8,6 +8,7 @@ clients are trio.SSLStream over real TCP, or httpx.
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +31,16 @@ DEADLINE = 5
 
 class WhoAmI(RequestHandler):
     def get(self) -> None:
-        self.write({"protocol": self.request.protocol, "path": self.request.path})
+        cert = self.request.get_ssl_certificate()
+        der = self.request.get_ssl_certificate(binary_form=True)
+        self.write(
+            {
+                "protocol": self.request.protocol,
+                "path": self.request.path,
+                "client": None if cert is None else cert["subjectAltName"],
+                "der": None if der is None else der.hex(),
+            }
+        )
 
 
 APP = Application([("/.*", WhoAmI)])
@@ -129,7 +139,12 @@ async def test_https_request_over_real_sockets(
         ):
             r = await client.get(f"https://127.0.0.1:{port}/hello")
     assert r.status_code == 200
-    assert r.json() == {"protocol": "https", "path": "/hello"}
+    assert r.json() == {
+        "protocol": "https",
+        "path": "/hello",
+        "client": None,  # no certificate asked for, none sent
+        "der": None,
+    }
 
 
 async def test_keep_alive_over_tls_and_alpn_offers_http11(certs: Certs) -> None:
@@ -256,8 +271,14 @@ async def test_mtls_accepts_a_client_certificate_from_the_ca(certs: Certs) -> No
     with trio.fail_after(DEADLINE):
         async with serving(**options) as port:
             stream = await tls_connect(port, context)
-            assert (await get(stream))[0] == 200
+            status, body = await get(stream)
             await stream.aclose()
+    assert status == 200
+    # The handler sees who the client is (Tornado's get_ssl_certificate).
+    seen = json.loads(body)
+    assert seen["client"] == [["email", "client@example.org"]]
+    pem = client_cert.cert_chain_pems[0].bytes().decode()
+    assert bytes.fromhex(seen["der"]) == ssl.PEM_cert_to_DER_cert(pem)
 
 
 @pytest.mark.parametrize("who", ["no certificate", "another CA"])

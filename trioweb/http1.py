@@ -236,6 +236,13 @@ class Exchange:
         """The server's settings (read-only)."""
         return self._conn.config
 
+    @property
+    def transport(self) -> trio.abc.Stream:
+        """The connection's stream: a :class:`trio.SSLStream` under TLS (its
+        peer certificate, cipher, ...). Read from it, or write to it, and
+        the connection breaks: use the methods here."""
+        return self._conn.stream
+
     # -- the disconnect signal ------------------------------------------------
 
     def on_disconnect(self, callback: Callable[[], object]) -> None:

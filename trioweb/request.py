@@ -27,6 +27,7 @@ from .httputil import (
     split_host_and_port,
 )
 from .multipart import UploadedFile
+from .tls import peer_certificate
 
 if TYPE_CHECKING:
     from .http1 import Exchange
@@ -346,6 +347,18 @@ class HTTPServerRequest:
                         pass
             self._cookies = cookies
         return self._cookies
+
+    def get_ssl_certificate(self, binary_form: bool = False) -> Any:
+        """The client's TLS certificate, as Tornado's method of this name
+        returns it: a dict (``binary_form=False``) or the DER bytes.
+
+        None on a plain HTTP connection or when the client sent none.
+        Without ``--cert-reqs optional`` or ``required`` the server never
+        asks for one (see :mod:`trioweb.tls`).
+        """
+        if self.exchange is None:
+            return None
+        return peer_certificate(self.exchange.transport, binary_form=binary_form)
 
     def full_url(self) -> str:
         """The whole URL: ``protocol://host/uri``."""

@@ -27,12 +27,19 @@ a client that would prefer HTTP/2 knows at once what it gets.
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import trio
 
 from .config import ServerConfig
 
-__all__ = ["TLSConfigError", "make_ssl_context", "offer_http11", "wrap"]
+__all__ = [
+    "TLSConfigError",
+    "make_ssl_context",
+    "offer_http11",
+    "peer_certificate",
+    "wrap",
+]
 
 _VERIFY_MODES = {
     "none": ssl.CERT_NONE,
@@ -141,6 +148,19 @@ def offer_http11(context: ssl.SSLContext) -> None:
     Applied to every context the server uses, a caller's own included.
     """
     context.set_alpn_protocols(["http/1.1"])
+
+
+def peer_certificate(stream: trio.abc.Stream, *, binary_form: bool = False) -> Any:
+    """The certificate the client of ``stream`` presented: a dict, as
+    :meth:`ssl.SSLSocket.getpeercert` gives it (or DER bytes with
+    ``binary_form``); None if ``stream`` is not TLS or the client sent none."""
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    try:
+        cert = stream.getpeercert(binary_form=binary_form)
+    except (ValueError, trio.NeedHandshakeError):
+        return None
+    return cert or None
 
 
 def wrap(

@@ -118,6 +118,12 @@ class _Child:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        except KeyboardInterrupt:
+            # Another Ctrl-C while waiting: the user wants out now; the
+            # server must not outlive the supervisor.
+            process.kill()
+            process.wait()
+            raise
 
 
 def _describe(changes: set[tuple[Any, str]]) -> str:

@@ -5,7 +5,9 @@ program: it returns when the server has stopped, and everything it started
 has ended by then. :func:`run` is the one-line version for scripts, with
 SIGINT/SIGTERM handling; ``trioweb serve`` (:mod:`trioweb.cli`) calls it.
 This module is about one process: several worker processes, each running
-:func:`serve`, are :mod:`trioweb.workers`' business.
+:func:`serve`, are :mod:`trioweb.workers`' business. HTTPS wraps each
+accepted connection in TLS (:mod:`trioweb.tls`); an inherited listening
+socket (``--fd``, systemd) comes from :mod:`trioweb.sockets`.
 
 Shutdown (DESIGN.md, contract 6) goes in this order:
 

@@ -209,6 +209,34 @@ async def test_ssl_context_argument(certs: Certs) -> None:
             trigger.set()
 
 
+@pytest.mark.parametrize("how", ["close_notify", "abort"])
+async def test_a_client_leaving_cancels_its_handler_over_tls(
+    certs: Certs, how: str, no_tracebacks: None
+) -> None:
+    started, cancelled = trio.Event(), trio.Event()
+
+    class Forever(RequestHandler):
+        async def get(self) -> None:
+            started.set()
+            try:
+                await trio.sleep_forever()
+            finally:
+                cancelled.set()
+
+    app = Application([("/forever", Forever)])
+    with trio.fail_after(DEADLINE):
+        async with serving(app, **tls_options(certs)) as port:
+            stream = await tls_connect(port, certs.client_context())
+            await stream.send_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+            await started.wait()
+            if how == "close_notify":
+                await stream.aclose()
+            else:
+                await trio.aclose_forcefully(stream.transport_stream)
+            # The connection's reader sees it through the TLS layer at once.
+            await cancelled.wait()
+
+
 # -- a handshake cannot pin a connection slot ---------------------------------------
 
 

@@ -126,8 +126,10 @@ class Exchange:
     meant to stream a body nobody will receive (see :meth:`send_response`).
 
     Also: :meth:`on_shutdown` (the server began a graceful shutdown),
-    :meth:`abort` (end the connection with the response incomplete), and
-    :attr:`note` (a word the access log adds to the request's line).
+    :meth:`abort` (end the connection with the response incomplete),
+    :attr:`note` (a word the access log adds to the request's line),
+    :attr:`request_id` (see :mod:`trioweb.observe`) and :attr:`transport`
+    (the connection's stream: TLS details).
     """
 
     __slots__ = (

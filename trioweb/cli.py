@@ -9,7 +9,9 @@ Every :class:`ServerConfig` field is a flag of the same name
 (``max_body_size`` is ``--max-body-size``), generated from the record itself,
 so the two cannot drift apart. ``--workers`` is not one of them: how many
 processes serve is the supervisor's business (:mod:`trioweb.workers`), not a
-limit every connection is held to. Mistakes a user can make -- an app that cannot
+limit every connection is held to; nor are ``--reload`` (a supervisor of
+its own: :mod:`trioweb.reload`) and ``--log-level`` / ``--log-config``
+(the process's logging: :mod:`trioweb.logs`). Mistakes a user can make -- an app that cannot
 be imported, a port in use, a bad flag value -- end in one line on stderr and
 a non-zero exit, not a traceback.
 """

@@ -11,9 +11,9 @@ so the two cannot drift apart. ``--workers`` is not one of them: how many
 processes serve is the supervisor's business (:mod:`trioweb.workers`), not a
 limit every connection is held to; nor are ``--reload`` (a supervisor of
 its own: :mod:`trioweb.reload`) and ``--log-level`` / ``--log-config``
-(the process's logging: :mod:`trioweb.logs`). Mistakes a user can make -- an app that cannot
-be imported, a port in use, a bad flag value -- end in one line on stderr and
-a non-zero exit, not a traceback.
+(the process's logging: :mod:`trioweb.logs`). Mistakes a user can make --
+an app that cannot be imported, a port in use, a bad flag value -- end in
+one line on stderr and a non-zero exit, not a traceback.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def site_config(
 
 def instance_commands() -> list[list[str]]:
     """docs/deployment.md's ``trioweb serve`` lines, split into arguments."""
-    block = doc_block("sh", "trioweb serve")
+    block = doc_block("sh", "--proxy-headers")
     commands = [shlex.split(line) for line in block.splitlines() if line.strip()]
     if [c[:2] for c in commands] != [["trioweb", "serve"]] * len(DOC_PORTS):
         raise AssertionError(

@@ -408,12 +408,25 @@ def _names(head: bytes) -> list[bytes]:
     [
         pytest.param(
             b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n",
-            {b"Server", b"Content-Type", b"Date", b"Content-Length", b"ETag"},
+            {
+                b"Server",
+                b"Content-Type",
+                b"Date",
+                b"Content-Length",
+                b"ETag",
+                b"X-Request-Id",
+            },
             id="handler",
         ),
         pytest.param(
             b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
-            {b"Server", b"Content-Type", b"Date", b"Transfer-Encoding"},
+            {
+                b"Server",
+                b"Content-Type",
+                b"Date",
+                b"Transfer-Encoding",
+                b"X-Request-Id",
+            },
             id="chunked",
         ),
         pytest.param(
@@ -425,6 +438,7 @@ def _names(head: bytes) -> list[bytes]:
                 b"Content-Length",
                 b"ETag",
                 b"Connection",
+                b"X-Request-Id",
             },
             id="close",
         ),
@@ -470,6 +484,7 @@ async def test_engine_error_response_has_conventional_names() -> None:
         b"Content-Length",
         b"Date",
         b"Connection",
+        b"X-Request-Id",
     }
 
 

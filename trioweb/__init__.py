@@ -28,6 +28,7 @@ from .security import SecurityHeaders
 from .server import ListenError, run, serve
 from .sse import EventStream
 from .static import StaticFileHandler
+from .tls import TLSConfigError
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "StartupError",
     "StaticFileHandler",
     "StreamClosedError",
+    "TLSConfigError",
     "URLSpec",
     "UploadedFile",
     "addslash",

@@ -9,9 +9,11 @@ Every :class:`ServerConfig` field is a flag of the same name
 (``max_body_size`` is ``--max-body-size``), generated from the record itself,
 so the two cannot drift apart. ``--workers`` is not one of them: how many
 processes serve is the supervisor's business (:mod:`trioweb.workers`), not a
-limit every connection is held to. Mistakes a user can make -- an app that cannot
-be imported, a port in use, a bad flag value -- end in one line on stderr and
-a non-zero exit, not a traceback.
+limit every connection is held to; nor are ``--reload`` (a supervisor of
+its own: :mod:`trioweb.reload`) and ``--log-level`` / ``--log-config``
+(the process's logging: :mod:`trioweb.logs`). Mistakes a user can make --
+an app that cannot be imported, a port in use, a bad flag value -- end in
+one line on stderr and a non-zero exit, not a traceback.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import attrs
 from . import __version__
 from .config import ServerConfig
 from .errors import StartupError
+from .logs import LogConfigError
 from .server import ListenError, interrupt_on_sigterm, run
+from .tls import TLSConfigError, make_ssl_context
 from .workers import WorkerStartError
 
 __all__ = ["main"]
@@ -41,6 +45,8 @@ _FIELD_HELP = {
     "host": "the address to listen on",
     "port": "the TCP port to listen on; 0 picks a free one",
     "uds": "listen on this Unix domain socket instead of host and port",
+    "fd": "serve on the inherited listening socket with this file descriptor "
+    "instead of host and port (systemd socket activation: --fd 3)",
     "backlog": "how many connections may wait to be accepted",
     "max_request_line": "longest request target in bytes; longer gets 414",
     "max_header_size": "largest header block in bytes; larger gets 431",
@@ -65,11 +71,34 @@ _FIELD_HELP = {
     "from --forwarded-allow-ips peers",
     "forwarded_allow_ips": "trusted proxies: comma-separated IPs and CIDR "
     "ranges, or * (also $FORWARDED_ALLOW_IPS)",
+    "root_path": "the path prefix a proxy serves the app under, like /app "
+    "(request.root_path)",
+    "certfile": "serve HTTPS with this certificate chain (PEM)",
+    "keyfile": "the certificate's private key (PEM; default: in --certfile)",
+    "keyfile_password": "the password of an encrypted --keyfile",
+    "ca_certs": "CA certificates (PEM) that client certificates must be "
+    "signed by (mutual TLS; see --cert-reqs)",
+    "cert_reqs": "ask clients for a certificate: none, optional or required",
+    "ssl_min_version": "the oldest TLS version accepted: TLSv1.2 or TLSv1.3",
+    "ssl_ciphers": "an OpenSSL cipher list for TLS 1.2 (default: Python's)",
+    "access_log_format": "text (one line a request) or json (one JSON object a line)",
+    "request_id": "give each request an id (X-Request-Id if sane, else a new "
+    "one): request.id, the access log, the response's X-Request-Id",
+    "server_timing": "add Server-Timing: app;dur=MS (the handler's time) to responses",
 }
 
 _METAVARS = {
     "host": "HOST",
     "uds": "PATH",
+    "certfile": "PATH",
+    "keyfile": "PATH",
+    "ca_certs": "PATH",
+    "keyfile_password": "PASSWORD",
+    "cert_reqs": "{none,optional,required}",
+    "ssl_min_version": "{TLSv1.2,TLSv1.3}",
+    "ssl_ciphers": "CIPHERS",
+    "access_log_format": "{text,json}",
+    "root_path": "PATH",
     "forwarded_allow_ips": "LIST",
     "http": "{auto,h11,httptools}",
     "min_body_rate": "BYTES_PER_S",
@@ -150,7 +179,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                 help=f"{help_text} (default: {'on' if default else 'off'})",
             )
             continue
-        if default is not None:
+        if default is not None and default != "":
             help_text += (
                 f" (default: {default:g})"
                 if isinstance(default, float)
@@ -206,9 +235,43 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     serve.add_argument(
         "--log-level",
         choices=_LOG_LEVELS,
-        default="info",
+        default=None,
         help="the error log's level (default: info); "
         "debug also prints tracebacks of import and start-up errors",
+    )
+    serve.add_argument(
+        "--log-config",
+        metavar="FILE",
+        help="configure logging from FILE instead: a dictConfig in .json or "
+        ".yaml/.yml (needs PyYAML), or an INI file for fileConfig; "
+        "--log-level, if given, still sets trioweb's loggers' level",
+    )
+    reload = serve.add_argument_group(
+        "reload (development; needs trioweb[reload])",
+        "restart the server when a watched file changes",
+    )
+    reload.add_argument(
+        "--reload",
+        action="store_true",
+        help="watch files and restart the server process when one changes",
+    )
+    reload.add_argument(
+        "--reload-dir",
+        action="append",
+        metavar="DIR",
+        help="a directory to watch (repeatable; default: --app-dir)",
+    )
+    reload.add_argument(
+        "--reload-include",
+        action="append",
+        metavar="GLOB",
+        help="also watch files whose names match GLOB (repeatable; default: *.py)",
+    )
+    reload.add_argument(
+        "--reload-exclude",
+        action="append",
+        metavar="GLOB",
+        help="ignore files whose names or paths match GLOB (repeatable)",
     )
     serve.add_argument(
         "--workers",
@@ -332,7 +395,33 @@ def _as_flag_error(message: str) -> str:
     return message
 
 
-def _serve(args: argparse.Namespace) -> None:
+def _is_reloader(args: argparse.Namespace) -> bool:
+    """Check the reload flags; True if this process is to be the reloader."""
+    from .reload import RELOAD_CHILD
+
+    watch_flags = [
+        flag
+        for flag, value in (
+            ("--reload-dir", args.reload_dir),
+            ("--reload-include", args.reload_include),
+            ("--reload-exclude", args.reload_exclude),
+        )
+        if value
+    ]
+    if not args.reload:
+        if watch_flags:
+            _fail(f"{watch_flags[0]} needs --reload", code=2)
+        return False
+    if args.workers != 1:
+        _fail(
+            "--reload and --workers cannot be combined: reload restarts one "
+            "server process; drop --workers while developing",
+            code=2,
+        )
+    return not os.environ.get(RELOAD_CHILD)
+
+
+def _serve(args: argparse.Namespace, argv: list[str]) -> None:
     options = {
         field.name: getattr(args, field.name)
         for field in attrs.fields(ServerConfig)
@@ -346,14 +435,44 @@ def _serve(args: argparse.Namespace) -> None:
         _fail(_as_flag_error(str(exc)), code=2)
     if args.workers != 1 and not hasattr(os, "fork"):
         _fail("--workers needs os.fork(), which this system does not have", code=2)
+    reloader = _is_reloader(args)
+    try:
+        ssl_context = make_ssl_context(config)
+    except TLSConfigError as exc:
+        _fail(str(exc), code=2)
+    if reloader:
+        from .reload import ReloadError, run_reloader
+
+        try:
+            run_reloader(
+                argv,
+                dirs=args.reload_dir or [args.app_dir],
+                include=args.reload_include or (),
+                exclude=args.reload_exclude or (),
+                graceful_timeout=config.graceful_timeout,
+                pass_fds=() if config.fd is None else (config.fd,),
+            )
+        except ReloadError as exc:
+            _fail(str(exc), code=2)
+        return
     try:
         app = load_app(args.app, args.app_dir, factory=args.factory)
     except AppLoadError as exc:
         if args.log_level == "debug" and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
         _fail(str(exc))
+    log_level = args.log_level
+    if log_level is None and args.log_config is None:
+        log_level = "info"
     try:
-        run(app, config, log_level=args.log_level, workers=args.workers)
+        run(
+            app,
+            config,
+            log_level=log_level,
+            workers=args.workers,
+            ssl_context=ssl_context,
+            log_config=args.log_config,
+        )
     except ListenError as exc:
         _fail(exc.strerror or str(exc))
     except WorkerStartError as exc:
@@ -366,6 +485,8 @@ def _serve(args: argparse.Namespace) -> None:
             traceback.print_exception(exc.error)
             _fail(str(exc))
         _fail(f"{exc}{_TRACEBACK_HINT}")
+    except LogConfigError as exc:
+        _fail(str(exc), code=2)
 
 
 _TRACEBACK_HINT = " (--log-level debug shows the traceback)"
@@ -373,6 +494,8 @@ _TRACEBACK_HINT = " (--log-level debug shows the traceback)"
 
 def main(argv: list[str] | None = None) -> None:
     """Run the ``trioweb`` command (``argv`` defaults to ``sys.argv[1:]``)."""
+    if argv is None:
+        argv = sys.argv[1:]
     parser, commands = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -386,6 +509,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with interrupt_on_sigterm():
             if args.command == "serve":
-                _serve(args)
+                _serve(args, argv)
     except KeyboardInterrupt:
         pass

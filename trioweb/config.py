@@ -60,6 +60,31 @@ def _allow_ips(instance: Any, attribute: attrs.Attribute[Any], value: str) -> No
         raise ValueError(f"{attribute.name} must list trusted proxies: {exc}") from None
 
 
+def _one_of(*choices: str) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise ValueError(
+                f"{attribute.name} must be one of {', '.join(choices)}, got {value!r}"
+            )
+
+    return check
+
+
+def _fd(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 0):
+        raise ValueError(
+            f"fd must be a file descriptor number (0 or more), got {value!r}"
+        )
+
+
+def _root_path(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value and (not value.startswith("/") or value.endswith("/")):
+        raise ValueError(
+            f"root_path must be empty or a path like /app (a leading slash, "
+            f"no trailing one), got {value!r}"
+        )
+
+
 def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {value!r}")
@@ -107,6 +132,10 @@ class ServerConfig:
     port: int = attrs.field(default=8000, validator=_port)
     #: Listen on this Unix domain socket path instead of host/port.
     uds: str | None = None
+    #: Serve on this inherited listening socket (a file descriptor number)
+    #: instead of host/port: systemd socket activation, or a supervisor
+    #: that opened the socket (see docs/server.md, "Sockets").
+    fd: int | None = attrs.field(default=None, validator=_fd)
     backlog: int = attrs.field(default=1024, validator=_positive)
 
     max_request_line: int = attrs.field(default=8 * KiB, validator=_positive)
@@ -156,3 +185,45 @@ class ServerConfig:
     forwarded_allow_ips: str = attrs.field(
         default="127.0.0.1,::1", validator=_allow_ips
     )
+    #: The path prefix under which a proxy mounts the application (uvicorn's
+    #: ``--root-path``): ``request.root_path``; the proxy strips it from the
+    #: paths it forwards, the application adds it to the URLs it makes.
+    root_path: str = attrs.field(default="", validator=_root_path)
+
+    # -- TLS (see trioweb.tls): HTTPS when certfile is set -----------------
+    #: The server's certificate chain (PEM), and its private key (PEM; in
+    #: ``certfile`` too if not given), encrypted with ``keyfile_password``.
+    certfile: str | None = None
+    keyfile: str | None = None
+    keyfile_password: str | None = attrs.field(default=None, repr=False)
+    #: The CAs whose client certificates are accepted (PEM), for mutual TLS
+    #: with ``cert_reqs`` ``"optional"`` or ``"required"``.
+    ca_certs: str | None = None
+    cert_reqs: str = attrs.field(
+        default="none", validator=_one_of("none", "optional", "required")
+    )
+    ssl_min_version: str = attrs.field(
+        default="TLSv1.2", validator=_one_of("TLSv1.2", "TLSv1.3")
+    )
+    #: An OpenSSL cipher list for TLS 1.2 (None: Python's defaults).
+    ssl_ciphers: str | None = None
+
+    # -- logs and observability (see trioweb.logs, trioweb.observe) ---------
+    #: ``"text"``: one line per request; ``"json"``: one JSON object a line.
+    access_log_format: str = attrs.field(
+        default="text", validator=_one_of("text", "json")
+    )
+    #: Take the request's id from ``X-Request-Id`` when it is a sane token,
+    #: else make one; show it as ``request.id``, in the access log, and in
+    #: the response's ``X-Request-Id``.
+    request_id: bool = True
+    #: Add ``Server-Timing: app;dur=MS`` (the time from the request head to
+    #: the response head) to every response.
+    server_timing: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.fd is not None and self.uds is not None:
+            raise ValueError(
+                "fd and uds cannot both be given: serve on one socket, "
+                "the inherited one (fd) or a new Unix socket (uds)"
+            )

@@ -39,7 +39,7 @@ from typing import Protocol
 
 import trio
 
-from . import writer
+from . import logs, observe, writer
 from ._hangup import wait_for_hangup
 from .config import ServerConfig
 from .dates import http_date
@@ -127,8 +127,10 @@ class Exchange:
     meant to stream a body nobody will receive (see :meth:`send_response`).
 
     Also: :meth:`on_shutdown` (the server began a graceful shutdown),
-    :meth:`abort` (end the connection with the response incomplete), and
-    :attr:`note` (a word the access log adds to the request's line).
+    :meth:`abort` (end the connection with the response incomplete),
+    :attr:`note` (a word the access log adds to the request's line),
+    :attr:`request_id` (see :mod:`trioweb.observe`) and :attr:`transport`
+    (the connection's stream: TLS details).
     """
 
     __slots__ = (
@@ -159,6 +161,7 @@ class Exchange:
         "max_body_size",
         "method",
         "note",
+        "request_id",
         "scheme",
         "server",
         "shutting_down",
@@ -186,6 +189,11 @@ class Exchange:
         self.server = conn.server
         self.scheme = conn.scheme
         self.start_time = trio.current_time()
+        #: The request's id (see trioweb.observe), or None if the server's
+        #: ``request_id`` setting is off.
+        self.request_id: str | None = (
+            observe.request_id(self.headers) if conn.config.request_id else None
+        )
         #: The body limit for this request. Starts at the server's
         #: ``max_body_size``; the application may change it before the first
         #: body read (the web layer applies the handler's ``max_body_size``).
@@ -230,6 +238,13 @@ class Exchange:
     def config(self) -> ServerConfig:
         """The server's settings (read-only)."""
         return self._conn.config
+
+    @property
+    def transport(self) -> trio.abc.Stream:
+        """The connection's stream: a :class:`trio.SSLStream` under TLS (its
+        peer certificate, cipher, ...). Read from it, or write to it, and
+        the connection breaks: use the methods here."""
+        return self._conn.stream
 
     # -- the disconnect signal ------------------------------------------------
 
@@ -457,6 +472,15 @@ class Exchange:
         )
         if reason is None:
             reason = reason_phrase(status).encode()
+        config = conn.config
+        if self.request_id is not None or config.server_timing:
+            headers = observe.response_headers(
+                headers,
+                self.request_id,
+                (trio.current_time() - self.start_time) * 1000
+                if config.server_timing
+                else None,
+            )
         head, framing, length, close = writer.encode_head(
             status,
             reason,
@@ -1097,7 +1121,14 @@ class HTTP1Connection:
         )
         if access_log.isEnabledFor(logging.INFO) and self.config.access_log:
             access_log.info(
-                '%s "-" %d %d 0.0ms (%s)', self._peer_name(), status, len(body), detail
+                "%s",
+                logs.rejection_line(
+                    self.client,
+                    status,
+                    len(body),
+                    detail,
+                    self.config.access_log_format,
+                ),
             )
         try:
             await self.send_bytes(head_bytes if head else head_bytes + body, None)
@@ -1121,17 +1152,7 @@ class HTTP1Connection:
             # shutdown, or the app failed mid-response). nginx's codes.
             status = 499 if exchange.disconnected else 444
         duration = (trio.current_time() - exchange.start_time) * 1000
-        # exchange.client: the application may have replaced the peer with
-        # the client a trusted proxy reported.
-        client = exchange.client
         access_log.info(
-            '%s "%s %s HTTP/%s" %d %d %.1fms%s',
-            f"{client[0]}:{client[1]}" if client is not None else "-",
-            exchange.method,
-            exchange.target,
-            exchange.http_version,
-            status,
-            exchange.bytes_sent,
-            duration,
-            f" ({exchange.note})" if exchange.note else "",
+            "%s",
+            logs.access_line(exchange, status, duration, self.config.access_log_format),
         )

@@ -27,6 +27,7 @@ from .httputil import (
     split_host_and_port,
 )
 from .multipart import UploadedFile
+from .tls import peer_certificate
 
 if TYPE_CHECKING:
     from .http1 import Exchange
@@ -62,6 +63,14 @@ class HTTPServerRequest:
       body_arguments: Arguments from a form body (urlencoded or multipart).
       files: Uploaded files from a multipart body,
         ``{name: [UploadedFile, ...]}``.
+      id: The request's id: its ``X-Request-Id`` when that is a sane token,
+        else one the server made; also in the access log and the response's
+        ``X-Request-Id`` (see :mod:`trioweb.observe`). None when the
+        server's ``request_id`` setting is off.
+      root_path: The prefix a proxy mounts the application under
+        (``--root-path``, uvicorn's): ``""`` or like ``"/app"``. ``path``
+        does not include it; a URL the application makes for the client
+        should.
 
     The argument dicts and ``files`` are parsed on first use, not before:
     a request whose handler never asks for them costs nothing to parse.
@@ -82,6 +91,8 @@ class HTTPServerRequest:
     host_name: str
     body: bytes = b""
     exchange: Exchange | None = None
+    id: str | None = None
+    root_path: str = ""
     _start_time: float = 0.0
     _cookies: http.cookies.SimpleCookie | None = None
     #: The application's settings: the input caps.
@@ -137,6 +148,8 @@ class HTTPServerRequest:
             host=host,
             host_name=split_host_and_port(host.lower())[0],
             exchange=exchange,
+            id=exchange.request_id,
+            root_path=exchange.config.root_path,
             start_time=exchange.start_time,
             settings=settings if settings is not None else {},
         )
@@ -334,6 +347,18 @@ class HTTPServerRequest:
                         pass
             self._cookies = cookies
         return self._cookies
+
+    def get_ssl_certificate(self, binary_form: bool = False) -> Any:
+        """The client's TLS certificate, as Tornado's method of this name
+        returns it: a dict (``binary_form=False``) or the DER bytes.
+
+        None on a plain HTTP connection or when the client sent none.
+        Without ``--cert-reqs optional`` or ``required`` the server never
+        asks for one (see :mod:`trioweb.tls`).
+        """
+        if self.exchange is None:
+            return None
+        return peer_certificate(self.exchange.transport, binary_form=binary_form)
 
     def full_url(self) -> str:
         """The whole URL: ``protocol://host/uri``."""

@@ -5,7 +5,9 @@ program: it returns when the server has stopped, and everything it started
 has ended by then. :func:`run` is the one-line version for scripts, with
 SIGINT/SIGTERM handling; ``trioweb serve`` (:mod:`trioweb.cli`) calls it.
 This module is about one process: several worker processes, each running
-:func:`serve`, are :mod:`trioweb.workers`' business.
+:func:`serve`, are :mod:`trioweb.workers`' business. HTTPS wraps each
+accepted connection in TLS (:mod:`trioweb.tls`); an inherited listening
+socket (``--fd``, systemd) comes from :mod:`trioweb.sockets`.
 
 Shutdown (docs/design.md, the contract, rule 6) goes in this order:
 
@@ -32,6 +34,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import stat
 import sys
 import threading
@@ -45,6 +48,8 @@ import trio
 from .config import ServerConfig
 from .http1 import ExchangeApp, HTTP1Connection
 from .overload import limit_concurrency
+from .sockets import inherited_socket
+from .tls import make_ssl_context, offer_http11, wrap
 
 __all__ = ["ListenError", "Server", "announce", "run", "serve"]
 
@@ -93,9 +98,12 @@ class Server:
         app: ExchangeApp,
         config: ServerConfig,
         sockets: Sequence[socket.socket] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
         self.config = config
+        #: HTTPS when set: each connection is wrapped in a trio.SSLStream.
+        self.ssl_context = ssl_context
         # What the connections serve: ``app`` behind the server-wide
         # concurrency limit, if one is set.
         self._served = limit_concurrency(app, config)
@@ -247,8 +255,15 @@ class Server:
             )
         except OSError:
             server = None
+        # The TLS handshake happens in the connection's first read, under
+        # the header timeout that runs from now (see trioweb.tls).
         conn = HTTP1Connection(
-            stream, self._served, self.config, client=_address(sock), server=server
+            stream if self.ssl_context is None else wrap(stream, self.ssl_context),
+            self._served,
+            self.config,
+            client=_address(sock),
+            server=server,
+            scheme="http" if self.ssl_context is None else "https",
         )
         if not self.connections:
             self._no_connections = trio.Event()
@@ -278,11 +293,14 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
 
 async def _open_listeners(config: ServerConfig) -> list[trio.SocketListener]:
     try:
-        if config.uds is None:
+        if config.fd is not None:
+            sock = inherited_socket(config.fd, config.backlog)
+        elif config.uds is None:
             return await trio.open_tcp_listeners(
                 config.port, host=config.host, backlog=config.backlog
             )
-        sock = bind_unix_socket(config.uds, config.backlog)
+        else:
+            sock = bind_unix_socket(config.uds, config.backlog)
         return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
     except OSError as exc:
         raise listen_error(config, exc) from exc
@@ -290,7 +308,9 @@ async def _open_listeners(config: ServerConfig) -> list[trio.SocketListener]:
 
 def listen_error(config: ServerConfig, exc: OSError) -> ListenError:
     """A :exc:`ListenError` naming ``config``'s address, for ``exc``."""
-    if config.uds is not None:
+    if config.fd is not None:
+        where = f"file descriptor {config.fd}"
+    elif config.uds is not None:
         where = f"unix:{config.uds}"
     elif ":" in config.host:
         where = f"[{config.host}]:{config.port}"
@@ -380,6 +400,7 @@ async def serve(
     shutdown_trigger: trio.Event | None = None,
     handle_signals: bool = False,
     sockets: Sequence[socket.socket] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until shut down; return when everything has stopped.
@@ -402,6 +423,11 @@ async def serve(
     instead of opening ``config``'s address; :func:`serve` takes them over
     and closes them when it returns, and leaves a Unix socket's file alone.
 
+    HTTPS: with ``ssl_context`` (a server-side :class:`ssl.SSLContext`), or
+    with ``config.certfile`` and the other TLS fields (see
+    :mod:`trioweb.tls`), every connection speaks TLS and requests are
+    ``https``. ``ssl_context`` wins over the fields.
+
     The application's lifespan (``app.running()``, if it has one) is entered
     before listening and left after the last connection is gone. A second
     signal cancels its exit: through ``app.cancel_teardown()`` if it has
@@ -412,6 +438,8 @@ async def serve(
     Raises:
       ListenError: if the address cannot be listened on (for example, the
         port is in use). It is an :exc:`OSError`.
+      TLSConfigError: if the TLS fields cannot make a context (a file that
+        cannot be read, a wrong key password). It is a :exc:`ValueError`.
       KeyboardInterrupt: with ``handle_signals``, if SIGINT or SIGTERM
         arrives before the server listens: the start-up (the lifespan's
         included) is cancelled, since there is nothing to shut down
@@ -424,6 +452,7 @@ async def serve(
         app,
         config,
         sockets=sockets,
+        ssl_context=ssl_context,
         stop=None if shutdown_trigger is None else shutdown_trigger.wait,
         signals=(signal.SIGINT, signal.SIGTERM) if handle_signals else (),
         task_status=task_status,
@@ -435,6 +464,7 @@ async def serve_until(
     config: ServerConfig | None = None,
     *,
     sockets: Sequence[socket.socket] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     stop: Callable[[], Awaitable[object]] | None = None,
     signals: Sequence[signal.Signals] = (),
     unblock_signals: bool = False,
@@ -456,7 +486,11 @@ async def serve_until(
     cannot kill it or print a traceback.
     """
     config = config or ServerConfig()
-    server = Server(app, config, sockets)
+    if ssl_context is None:
+        ssl_context = make_ssl_context(config)
+    else:
+        offer_http11(ssl_context)
+    server = Server(app, config, sockets, ssl_context)
     sole: BaseException | None = None
     try:
         async with trio.open_nursery() as watchers:
@@ -553,19 +587,22 @@ def _on_signal(server: Server, name: str) -> None:
 class _Announcer:
     """A task status for :func:`serve` that prints the addresses (see run)."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, scheme: str) -> None:
         self.config = config
+        self.scheme = scheme
 
     def started(self, value: Any = None) -> None:
-        announce(value, self.config)
+        announce(value, self.config, scheme=self.scheme)
 
 
 def run(
     app: ExchangeApp,
     config: ServerConfig | None = None,
     *,
-    log_level: str = "info",
+    log_level: str | None = "info",
     workers: int = 1,
+    ssl_context: ssl.SSLContext | None = None,
+    log_config: str | None = None,
     **options: Any,
 ) -> None:
     """Serve ``app`` from a script until SIGINT or SIGTERM; then exit cleanly.
@@ -589,6 +626,13 @@ def run(
 
     ``workers`` other than 1 serves from that many worker processes (0: one
     per CPU) under a supervisor, this process: see :mod:`trioweb.workers`.
+
+    ``ssl_context`` serves HTTPS with that context (else with the
+    config's TLS fields, if ``certfile`` is set): see :func:`serve`.
+    ``log_config`` is a logging configuration file (JSON, YAML or INI) to
+    apply instead of trioweb's stderr set-up; ``log_level``, unless None,
+    still sets the level of trioweb's loggers (see
+    :func:`trioweb.logs.configure_logging`).
     """
     if config is None:
         config = ServerConfig(**options)
@@ -597,7 +641,15 @@ def run(
     from ._malloc import tune_allocator
     from .logs import configure_logging
 
-    configure_logging(log_level, access_log=config.access_log)
+    configure_logging(
+        log_level,
+        access_log=config.access_log,
+        access_log_format=config.access_log_format,
+        log_config=log_config,
+    )
+    if ssl_context is None:
+        # Before any worker exists: a bad setting is one error, not N.
+        ssl_context = make_ssl_context(config)
     # This process is a server from here on (see trioweb._malloc).
     tune_allocator()
     if workers != 1:
@@ -605,11 +657,11 @@ def run(
 
         with interrupt_on_sigterm():
             try:
-                run_workers(app, config, workers)
+                run_workers(app, config, workers, ssl_context=ssl_context)
             except KeyboardInterrupt:
                 pass  # a signal before the supervisor took over signals
         return
-    announcer = _Announcer(config)
+    announcer = _Announcer(config, "http" if ssl_context is None else "https")
     with interrupt_on_sigterm():
         try:
             trio.run(
@@ -617,6 +669,7 @@ def run(
                     serve_until,
                     app,
                     config,
+                    ssl_context=ssl_context,
                     signals=(signal.SIGINT, signal.SIGTERM),
                     then_ignore_signals=True,
                     task_status=announcer,
@@ -667,13 +720,15 @@ def interrupt_on_sigterm() -> Iterator[None]:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def announce(addresses: Sequence[Any], config: ServerConfig) -> None:
+def announce(
+    addresses: Sequence[Any], config: ServerConfig, *, scheme: str = "http"
+) -> None:
     """Print where the server listens, one line each, flushed at once."""
     for address in addresses:
         if isinstance(address, tuple):
             host, port = address[0], address[1]
             shown = f"[{host}]" if ":" in host else host
-            print(f"trioweb: serving on http://{shown}:{port}", file=sys.stderr)
+            print(f"trioweb: serving on {scheme}://{shown}:{port}", file=sys.stderr)
         else:
             print(f"trioweb: serving on unix:{address}", file=sys.stderr)
     sys.stderr.flush()

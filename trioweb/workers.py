@@ -58,6 +58,7 @@ import os
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -80,6 +81,7 @@ from .server import (
     remove_own_socket,
     serve_until,
 )
+from .sockets import inherited_socket
 
 __all__ = ["WorkerStartError", "run_workers", "worker_count"]
 
@@ -134,13 +136,21 @@ def worker_count(workers: int) -> int:
     return workers or os.cpu_count() or 1
 
 
-def run_workers(app: ExchangeApp, config: ServerConfig, workers: int) -> None:
+def run_workers(
+    app: ExchangeApp,
+    config: ServerConfig,
+    workers: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     """Serve ``app`` from ``workers`` processes (0: one per CPU) until
     SIGINT or SIGTERM; return once they have all exited.
 
     Must be called from the main thread of a process that is not running
     trio. Raises :exc:`ListenError` if the address cannot be listened on,
     :exc:`WorkerStartError` if a worker fails before serving.
+    ``ssl_context``: every worker serves HTTPS with it (see
+    :func:`~trioweb.serve`); the workers inherit it across fork().
     """
     count = worker_count(workers)
     if not hasattr(os, "fork"):
@@ -150,7 +160,7 @@ def run_workers(app: ExchangeApp, config: ServerConfig, workers: int) -> None:
         )
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("run_workers() must be called from the main thread")
-    _Supervisor(app, config, count).run()
+    _Supervisor(app, config, count, ssl_context).run()
 
 
 # -- the shared address ------------------------------------------------------------
@@ -179,7 +189,8 @@ class _Address:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.reuseport = REUSEPORT and config.uds is None
+        # An inherited socket (--fd) is shared by inheritance like a Unix one.
+        self.reuseport = REUSEPORT and config.uds is None and config.fd is None
         #: Bound (listening, unless reuseport) sockets held by the supervisor.
         self.sockets: list[socket.socket] = []
         self._uds_stat: os.stat_result | None = None
@@ -187,6 +198,9 @@ class _Address:
     def open(self) -> None:
         config = self.config
         try:
+            if config.fd is not None:
+                self.sockets.append(inherited_socket(config.fd, config.backlog))
+                return
             if config.uds is not None:
                 self.sockets.append(bind_unix_socket(config.uds, config.backlog))
                 self._uds_stat = os.stat(config.uds)
@@ -282,9 +296,16 @@ def _describe(status: int) -> str:
 
 
 class _Supervisor:
-    def __init__(self, app: ExchangeApp, config: ServerConfig, count: int) -> None:
+    def __init__(
+        self,
+        app: ExchangeApp,
+        config: ServerConfig,
+        count: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app
         self.config = config
+        self.ssl_context = ssl_context
         self.address = _Address(config)
         self.slots = [_Slot(number) for number in range(1, count + 1)]
         self.selector = selectors.DefaultSelector()
@@ -367,7 +388,11 @@ class _Supervisor:
                 self._start(slot)
         if not self.announced and all(slot.ready for slot in self.slots):
             self.announced = True
-            announce(self.address.addresses, self.config)
+            announce(
+                self.address.addresses,
+                self.config,
+                scheme="http" if self.ssl_context is None else "https",
+            )
 
     def _read_signals(self) -> None:
         try:
@@ -561,6 +586,7 @@ class _Supervisor:
                     self.app,
                     self.config,
                     sockets=sockets,
+                    ssl_context=self.ssl_context,
                     stop=functools.partial(_supervisor_gone, self._alive_r),
                     signals=(signal.SIGTERM,),
                     unblock_signals=True,

@@ -5,6 +5,7 @@ re-exported.
 """
 
 from .app import Application
+from .asgi import ASGIAdapter
 from .auth import authenticated
 from .body import stream_request_body
 from .config import ServerConfig
@@ -31,6 +32,7 @@ from .static import StaticFileHandler
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIAdapter",
     "Application",
     "DeadlineExceeded",
     "ErrorHandler",

@@ -6,6 +6,7 @@ re-exported.
 
 from .app import Application
 from .asgi import ASGIAdapter
+from .asgi_mount import ASGIHandler
 from .auth import authenticated
 from .body import stream_request_body
 from .config import ServerConfig
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ASGIAdapter",
+    "ASGIHandler",
     "Application",
     "DeadlineExceeded",
     "ErrorHandler",

@@ -4,6 +4,7 @@ connection code (TestClient)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,7 @@ import trio.testing
 
 import trioweb
 from trioweb.asgi import Message, Receive, Scope, Send
-from trioweb.asgi_mount import literal_prefix
+from trioweb.asgi_mount import asgi_lifespan, literal_prefix
 from trioweb.testing import TestClient
 
 starlette = pytest.importorskip("starlette")
@@ -439,3 +440,77 @@ async def test_a_message_of_the_wrong_kind_is_a_500(
     async with TestClient(app) as client:
         assert (await client.get("/x")).status == 500
     assert "websocket.accept" in caplog.text
+
+
+# -- the mounted application's lifespan ----------------------------------------------
+
+
+def lifespan_app(fail: bool = False) -> tuple[Starlette, list[str]]:
+    said: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
+        said.append("startup")
+        if fail:
+            raise ValueError("no database")
+        yield {"greeting": "hello from the lifespan"}
+        said.append("shutdown")
+
+    async def greet(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.state.greeting)
+
+    return Starlette(routes=[Route("/greet", greet)], lifespan=lifespan), said
+
+
+async def test_a_mounted_apps_lifespan_and_its_state() -> None:
+    sub, said = lifespan_app()
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: trioweb.Application) -> AsyncIterator[None]:
+        async with asgi_lifespan(sub, state):
+            yield
+
+    app = trioweb.Application(
+        [(r"/sub/.*", trioweb.ASGIHandler, {"app": sub, "state": state})],
+        lifespan=lifespan,
+    )
+    async with TestClient(app) as client:
+        assert said == ["startup"]
+        r = await client.get("/sub/greet")
+        assert r.body == b"hello from the lifespan"
+    assert said == ["startup", "shutdown"]
+
+
+async def test_a_failed_mounted_startup_raises() -> None:
+    sub, said = lifespan_app(fail=True)
+    with pytest.raises(RuntimeError, match=r"lifespan\.startup failed") as info:
+        async with asgi_lifespan(sub):
+            pass  # pragma: no cover
+    assert "no database" in str(info.value)
+    assert said == ["startup"]
+
+
+async def test_an_app_without_a_lifespan_is_left_alone() -> None:
+    async def http_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError("http only")
+
+    async with asgi_lifespan(http_only) as state:
+        assert state == {}
+
+
+async def test_a_shutdown_that_hangs_is_cut_short(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def hangs(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await trio.sleep_forever()
+
+    start = trio.current_time()
+    async with asgi_lifespan(hangs, shutdown_timeout=3):
+        pass
+    assert trio.current_time() - start == pytest.approx(3)
+    assert "did not complete its lifespan shutdown in 3 s" in caplog.text

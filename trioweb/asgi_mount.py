@@ -26,8 +26,10 @@ framework routes on what follows ``root_path`` and builds URLs with it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -39,7 +41,7 @@ from .body import check_declared_length
 from .errors import HTTPError, StreamClosedError
 from .handler import RequestHandler
 
-__all__ = ["ASGIHandler", "literal_prefix"]
+__all__ = ["ASGIHandler", "asgi_lifespan", "literal_prefix"]
 
 log = logging.getLogger("trioweb.error")
 
@@ -297,3 +299,102 @@ class ASGIHandler(RequestHandler):
                 await exchange.send_body(body, end=end)
         except StreamClosedError as exc:
             raise ClientDisconnected(str(exc)) from exc
+
+
+@contextlib.asynccontextmanager
+async def asgi_lifespan(
+    app: ASGIApp,
+    state: dict[str, Any] | None = None,
+    *,
+    shutdown_timeout: float = 10.0,
+) -> AsyncIterator[dict[str, Any]]:
+    """Run a mounted ASGI application's lifespan around the ``async with``.
+
+    Sends ``lifespan.startup`` and waits for the application to complete
+    it, then, when the block ends, ``lifespan.shutdown``. Yields the
+    ``state`` dict (a new one if not given) that the application's
+    lifespan filled in; give it to :class:`ASGIHandler` as ``state`` so
+    that each request's ``scope["state"]`` is a copy of it, as under an
+    ASGI server. From an :class:`~trioweb.Application`'s lifespan::
+
+        state = {}
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            async with trioweb.asgi_mount.asgi_lifespan(legacy, state):
+                yield
+
+    The shutdown runs even if the block was cancelled, for at most
+    ``shutdown_timeout`` seconds. Raises :exc:`RuntimeError` if the
+    application reports that its startup or shutdown failed. An
+    application that does not speak the lifespan protocol (it raises, or
+    returns, at once) is left alone, as ASGI servers do.
+    """
+    state = {} if state is None else state
+    to_app, app_inbox = trio.open_memory_channel[Message](1)
+    replies, reply_inbox = trio.open_memory_channel[Message | None](1)
+
+    async def send(message: Message) -> None:
+        await replies.send(message)
+
+    task_scope = trio.CancelScope()
+    task_done = trio.Event()
+
+    async def run() -> None:
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": state,
+        }
+        try:
+            with task_scope:
+                try:
+                    await app(scope, app_inbox.receive, send)
+                except Exception:
+                    log.debug("%r does not run a lifespan", app, exc_info=True)
+                # Ended: no reply will come (None says so).
+                await replies.send(None)
+        finally:
+            task_done.set()
+
+    async def step(message: str) -> bool:
+        await to_app.send({"type": message})
+        reply = await reply_inbox.receive()
+        if reply is None:
+            return False
+        if reply["type"].endswith(".failed"):
+            raise RuntimeError(
+                f"the ASGI application's {message} failed: "
+                f"{reply.get('message', '') or 'no reason given'}"
+            )
+        return True
+
+    # The application's lifespan runs in a task of its own, which this
+    # context manager starts and, on leaving, ends and waits for: nothing
+    # outlives the block. It is a system task rather than a nursery's
+    # because the block's end may come inside another cancel scope than
+    # its start (Application's lifespan exit runs inside its tear-down
+    # deadline), which a nursery spanning the block cannot survive.
+    trio.lowlevel.spawn_system_task(run, name=f"lifespan of {app!r}")
+    try:
+        started = await step("lifespan.startup")
+        try:
+            yield state
+        finally:
+            if started:
+                # Shielded, so that a cancelled block still shuts the
+                # application down; bounded, so that it cannot hang there.
+                with trio.move_on_after(shutdown_timeout, shield=True) as scope:
+                    await step("lifespan.shutdown")
+                if scope.cancelled_caught:
+                    log.error(
+                        "%r did not complete its lifespan shutdown in %g s",
+                        app,
+                        shutdown_timeout,
+                    )
+    finally:
+        task_scope.cancel()
+        with trio.move_on_after(shutdown_timeout, shield=True):
+            await task_done.wait()
+        if not task_done.is_set():
+            log.error("%r's lifespan task ignores cancellation", app)

@@ -431,3 +431,23 @@ def test_it_says_when_the_server_is_not_on_trio() -> None:
 
     with pytest.raises(RuntimeError, match="--worker-class trio"):
         asyncio.run(main())
+
+
+async def test_the_adapter_applies_its_config() -> None:
+    # Proxy headers from a trusted peer, and the server-wide concurrency
+    # limit, as trioweb's own server applies them.
+    adapter = make_app().asgi(
+        trioweb.ServerConfig(
+            proxy_headers=True, forwarded_allow_ips="10.0.0.1", limit_concurrency=1
+        )
+    )
+    call = Call("GET", "/", headers=[(b"x-forwarded-for", b"203.0.113.9")])
+    await serve(adapter, call)
+    assert json.loads(call.response_body)["remote_ip"] == "203.0.113.9"
+    hanging = Call("GET", "/hang")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve, adapter, hanging)
+        await trio.testing.wait_all_tasks_blocked()
+        shed = await serve(adapter, Call("GET", "/"))
+        assert shed.status == 503
+        hanging.disconnect()

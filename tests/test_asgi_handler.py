@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -514,3 +515,28 @@ async def test_a_shutdown_that_hangs_is_cut_short(
         pass
     assert trio.current_time() - start == pytest.approx(3)
     assert "did not complete its lifespan shutdown in 3 s" in caplog.text
+
+
+# -- over a real socket ------------------------------------------------------------
+
+
+async def test_mounted_over_a_real_socket_with_httpx() -> None:
+    # trioweb's own server on loopback, httpx as the client: the Starlette
+    # app streams a request body back while it arrives.
+    config = trioweb.ServerConfig(host="127.0.0.1", port=0, access_log=False)
+    async with trio.open_nursery() as nursery:
+        addresses = await nursery.start(trioweb.serve, make_app(), config)
+        host, port = addresses[0][:2]
+
+        async def body() -> AsyncIterator[bytes]:
+            for part in (b"one ", b"two ", b"three"):
+                yield part
+
+        with trio.fail_after(10):
+            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+                r = await http.get("/legacy/where")
+                assert r.json()["root_path"] == "/legacy"
+                r = await http.post("/legacy/echo", content=body())
+                assert r.text == "ONE TWO THREE"
+                assert r.headers["transfer-encoding"] == "chunked"
+        nursery.cancel_scope.cancel()

@@ -12,13 +12,16 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import httpx
 import pytest
 import trio
 from processes import DEADLINE, ROOT, ServerProcess
 
 pytest.importorskip("hypercorn")
-pytest.importorskip("h2")
 
 
 @asynccontextmanager
@@ -169,4 +172,65 @@ async def test_lifespan_shutdown_runs_the_shutdown_hooks() -> None:
         server.signal(signal.SIGTERM)
         await server.wait_for("app: shut down")
         assert await server.finish() == 0
+    server.assert_clean()
+
+
+async def test_an_http2_stream_reset_cancels_its_handler_only() -> None:
+    # HTTP/2's own way to leave: the client resets one stream and keeps the
+    # connection. That stream's handler is cancelled; the connection serves
+    # the next stream.
+    async with hypercorn() as (server, url):
+        authority = url.removeprefix("http://")
+        host, port = authority.rsplit(":", 1)
+        stream = await trio.open_tcp_stream(host, int(port))
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        )
+        conn.initiate_connection()
+
+        def request(path: str) -> int:
+            stream_id: int = conn.get_next_available_stream_id()
+            conn.send_headers(
+                stream_id,
+                [
+                    (":method", "GET"),
+                    (":path", path),
+                    (":scheme", "http"),
+                    (":authority", authority),
+                ],
+                end_stream=True,
+            )
+            return stream_id
+
+        async def read_until(stream_id: int, *, ended: bool) -> bytes:
+            body = b""
+            while True:
+                await stream.send_all(conn.data_to_send())
+                data = await stream.receive_some(65536)
+                assert data, "hypercorn closed the connection"
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                        if event.stream_id == stream_id:
+                            body += event.data
+                            if not ended:
+                                return body
+                    elif (
+                        isinstance(event, h2.events.StreamEnded)
+                        and event.stream_id == stream_id
+                    ):
+                        return body
+
+        async with stream:
+            hang = request("/hang")
+            assert await read_until(hang, ended=False) == b"waiting\n"
+            await server.wait_for("app: hanging /hang")
+            conn.reset_stream(hang, error_code=h2.errors.ErrorCodes.CANCEL)
+            await stream.send_all(conn.data_to_send())
+            await server.wait_for("app: cancelled /hang")
+            await server.wait_for("app: connection closed /hang")
+            info = await read_until(request("/info"), ended=True)
+            assert b'"version": "HTTP/2"' in info
     server.assert_clean()

@@ -5,6 +5,8 @@ re-exported.
 """
 
 from .app import Application
+from .asgi import ASGIAdapter
+from .asgi_mount import ASGIHandler
 from .auth import authenticated
 from .body import stream_request_body
 from .config import ServerConfig
@@ -33,6 +35,8 @@ from .tls import TLSConfigError
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIAdapter",
+    "ASGIHandler",
     "Application",
     "DeadlineExceeded",
     "ErrorHandler",

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._concurrency import SideNursery, open_closable_side_nursery
+from .asgi import ASGIAdapter
+from .config import ServerConfig
 from .errors import StartupError
 from .handler import ErrorHandler, RequestHandler
 from .httputil import HTTPHeaders
@@ -302,6 +304,12 @@ class Application:
         return False
 
     # -- serving --------------------------------------------------------------
+
+    def asgi(self, config: ServerConfig | None = None) -> ASGIAdapter:
+        """This application as an ASGI 3 application, for an ASGI server
+        running on trio (``hypercorn --worker-class trio``); ``config``
+        holds the limits the adapter applies. See :mod:`trioweb.asgi`."""
+        return ASGIAdapter(self, config)
 
     async def handle_exchange(self, exchange: Exchange) -> None:
         """Serve one request: route it, create the handler, run it."""

@@ -150,7 +150,7 @@ def offer_http11(context: ssl.SSLContext) -> None:
     context.set_alpn_protocols(["http/1.1"])
 
 
-def peer_certificate(stream: trio.abc.Stream, *, binary_form: bool = False) -> Any:
+def peer_certificate(stream: object, *, binary_form: bool = False) -> Any:
     """The certificate the client of ``stream`` presented: a dict, as
     :meth:`ssl.SSLSocket.getpeercert` gives it (or DER bytes with
     ``binary_form``); None if ``stream`` is not TLS or the client sent none."""

@@ -27,6 +27,7 @@ from .security import SecurityHeaders
 from .server import ListenError, run, serve
 from .sse import EventStream
 from .static import StaticFileHandler
+from .websocket import WebSocketClosedError, WebSocketHandler
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,8 @@ __all__ = [
     "StreamClosedError",
     "URLSpec",
     "UploadedFile",
+    "WebSocketClosedError",
+    "WebSocketHandler",
     "addslash",
     "authenticated",
     "removeslash",

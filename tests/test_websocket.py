@@ -14,7 +14,7 @@ import trioweb
 from trioweb._ws_testing import WebSocketRejected
 from trioweb.testing import TestClient
 
-# -- the two styles -------------------------------------------------------------
+# -- the two styles ------------------------------------------------------------
 
 
 class TornadoEcho(trioweb.WebSocketHandler):
@@ -248,10 +248,12 @@ async def test_access_log_shows_101_the_duration_and_the_close_code(
     caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
 ) -> None:
     caplog.set_level(logging.INFO, logger="trioweb.access")
-    async with TestClient(make_app()) as client:
-        async with client.websocket_connect("/native") as ws:
-            await trio.sleep(2.5)
-            await ws.close(4005)
+    async with (
+        TestClient(make_app()) as client,
+        client.websocket_connect("/native") as ws,
+    ):
+        await trio.sleep(2.5)
+        await ws.close(4005)
     lines = [r.getMessage() for r in caplog.records if r.name == "trioweb.access"]
     line = next(line for line in lines if "/native" in line)
     assert '"GET /native HTTP/1.1" 101' in line
@@ -260,7 +262,7 @@ async def test_access_log_shows_101_the_duration_and_the_close_code(
     assert duration >= 2500
 
 
-# -- the handshake ----------------------------------------------------------------
+# -- the handshake -------------------------------------------------------------
 
 
 GOOD_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -403,7 +405,7 @@ async def test_the_handshake_runs_prepare_cookies_and_current_user() -> None:
     ]
 
 
-# -- subprotocols ------------------------------------------------------------------
+# -- subprotocols --------------------------------------------------------------
 
 
 class Chat(trioweb.WebSocketHandler):
@@ -444,7 +446,7 @@ async def test_selecting_a_subprotocol_not_offered_is_a_500(
     assert any("did not offer" in (r.exc_text or "") for r in caplog.records)
 
 
-# -- the origin check -----------------------------------------------------------------
+# -- the origin check ----------------------------------------------------------
 
 
 class Permissive(NativeEcho):
@@ -508,7 +510,7 @@ async def test_xsrf_does_not_apply_to_the_handshake() -> None:
         assert await ws.receive_text() == "ok"
 
 
-# -- protocol errors ----------------------------------------------------------------
+# -- protocol errors -----------------------------------------------------------
 
 
 def frame(opcode: int, payload: bytes, *, masked: bool = True, rsv: int = 0) -> bytes:
@@ -559,9 +561,11 @@ async def test_invalid_utf8_split_across_frames_is_1007() -> None:
 
 
 async def test_a_close_frame_with_an_invalid_code_is_1002() -> None:
-    async with TestClient(make_app()) as client:
-        async with client.websocket_connect("/native") as ws:
-            await ws.send_raw(frame(0x8, struct.pack("!H", 999)))
-            with pytest.raises(trioweb.WebSocketClosedError):
-                await ws.receive()
+    async with (
+        TestClient(make_app()) as client,
+        client.websocket_connect("/native") as ws,
+    ):
+        await ws.send_raw(frame(0x8, struct.pack("!H", 999)))
+        with pytest.raises(trioweb.WebSocketClosedError):
+            await ws.receive()
     assert ws.close_code == 1002

@@ -161,7 +161,7 @@ class TestWebSocket:
                 return None
             parts, self._parts = self._parts, []
             return ("" if kind is TextMessage else b"").join(parts)
-        if kind is Ping:
+        if kind is Ping and self._ws.state is ConnectionState.OPEN:
             with contextlib.suppress(*_STREAM_ERRORS):
                 await self._send(event.response())
         elif kind is CloseConnection:
@@ -213,6 +213,8 @@ class TestWebSocket:
         """Leave without a close frame (the TCP connection just ends), and
         wait until the server side of the connection is over, so the
         handler's ``on_close()`` has run when this returns."""
+        if self.close_code is None:
+            self.close_code = 1006
         await trio.aclose_forcefully(self.stream)
         with trio.fail_after(self._timeout):
             await self.server_done.wait()

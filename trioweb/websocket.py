@@ -249,8 +249,9 @@ class WebSocketHandler(RequestHandler):
         """Send one message; return when it is handed to the connection.
 
         ``str`` goes as text (as binary, UTF-8, with ``binary=True``),
-        ``bytes`` as binary, a dict as JSON text. Blocks while the client is not reading, up to
-        the server's ``write_timeout``; then the connection is aborted.
+        ``bytes`` as binary, a dict as JSON text. Blocks while the client
+        is not reading, up to the server's ``write_timeout``; then the
+        connection is aborted.
         Raises :exc:`WebSocketClosedError` once the websocket is closed.
         """
         if isinstance(message, dict):

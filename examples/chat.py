@@ -12,7 +12,7 @@ with ``async for``. When the client leaves, the handler is cancelled and the
 ``finally`` takes it out of the room. Try it::
 
     trioweb serve examples.chat:app
-    # then open http://127.0.0.1:8000/ in two browser tabs
+    # then open http://127.0.0.1:8000/?name=ann and ?name=bob in two tabs
 
 or from Python: ``websockets`` (``python -m websockets
 ws://127.0.0.1:8000/ws?name=ann``).
@@ -99,7 +99,7 @@ PAGE = """<!doctype html>
 <form id="form"><input id="text" autocomplete="off" autofocus><button>Send</button>
 </form>
 <script>
-const name = prompt("Your name?") || "anonymous";
+const name = new URLSearchParams(location.search).get("name") || "anonymous";
 const ws = new WebSocket(
   `ws://${location.host}/ws?name=${encodeURIComponent(name)}`);
 ws.onmessage = (event) => {

@@ -76,6 +76,19 @@ async def test_a_message_over_the_limit_closes_1009(
     assert ws.close_code == 1009
 
 
+async def test_the_limit_counts_utf8_bytes_not_characters() -> None:
+    app = trioweb.Application([("/", Small)])
+    async with TestClient(app) as client:
+        async with client.websocket_connect("/") as ws:
+            await ws.send_text("é" * 5)  # 10 bytes: at the limit
+            assert await ws.receive_text() == "é" * 5
+        async with client.websocket_connect("/") as ws:
+            await ws.send_text("é" * 6)  # 6 characters, 12 bytes
+            with pytest.raises(trioweb.WebSocketClosedError):
+                await ws.receive()
+    assert ws.close_code == 1009
+
+
 async def test_the_default_limit_is_one_mebibyte() -> None:
     app = trioweb.Application([("/", Echo)])
     async with TestClient(app) as client:

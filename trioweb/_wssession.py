@@ -443,8 +443,14 @@ class Session:
         if kind is TextMessage or kind is BytesMessage:
             if self.close_sent:
                 return True  # after our close: dropped
-            self.parts.append(event.data)
-            self.size += len(event.data)
+            data = event.data
+            self.parts.append(data)
+            # The limit is in bytes, as on the wire: text is measured in
+            # UTF-8 (isascii() is a flag lookup, so ASCII costs nothing).
+            if kind is TextMessage and not data.isascii():
+                self.size += len(data.encode("utf-8"))
+            else:
+                self.size += len(data)
             if self.size > self.max_size:
                 await self._fail(1009, f"message over {self.max_size} bytes")
                 return False

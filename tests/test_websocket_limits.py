@@ -490,3 +490,38 @@ def test_random_frames_never_crash_the_server_or_leak_a_task(
         assert all_tasks() == before
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+# -- impossible limits -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_message_size", 0),
+        ("max_message_size", 1.5),
+        ("ping_interval", -1),
+        ("ping_timeout", 0),
+        ("close_timeout", "5"),
+    ],
+)
+def test_an_impossible_class_limit_fails_when_the_class_is_defined(
+    name: str, value: Any
+) -> None:
+    with pytest.raises(ValueError, match=f"Bad.{name} must be"):
+        type("Bad", (Echo,), {name: value})
+
+
+async def test_an_impossible_setting_is_a_500_before_the_handshake(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = trioweb.Application([("/", Echo)], websocket_ping_timeout=-1)
+    async with TestClient(app) as client:
+        with pytest.raises(trioweb.HTTPError) as info:
+            async with client.websocket_connect("/"):
+                pass
+    assert info.value.status_code == 500
+    assert any(
+        "the websocket_ping_timeout setting must be" in (r.exc_text or "")
+        for r in caplog.records
+    )

@@ -208,15 +208,15 @@ class Session:
         handler: WebSocketHandler,
         stream: trio.abc.Stream,
         extensions: list[CappedDeflate],
-        max_size: int,
+        limits: dict[str, float],
     ) -> None:
         self.handler = handler
         self.stream = stream
         self.ws = Connection(ConnectionType.SERVER, extensions=list(extensions))
-        self.max_size = max_size
-        self.ping_interval = handler._limit("ping_interval")
-        self.ping_timeout = handler._limit("ping_timeout") or math.inf
-        self.close_timeout = handler._limit("close_timeout") or math.inf
+        self.max_size = int(limits["max_message_size"])
+        self.ping_interval = limits["ping_interval"]
+        self.ping_timeout = limits["ping_timeout"]
+        self.close_timeout = limits["close_timeout"]
         self.write_timeout = handler._exchange.config.write_timeout
         self.queue: deque[tuple[int, Any]] = deque()
         self.queued_bytes = 0

@@ -56,6 +56,32 @@ from .handler import RequestHandler
 __all__ = ["WebSocketClosedError", "WebSocketHandler"]
 
 
+_LIMITS = ("max_message_size", "ping_interval", "ping_timeout", "close_timeout")
+
+
+def _check_limit(where: str, name: str, value: Any) -> None:
+    """Refuse a limit that cannot work, saying what would."""
+    if value is None:
+        return
+    if name == "max_message_size":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{where} must be a whole number of bytes, 1 or more, got {value!r}"
+            )
+        return
+    lowest = 0 if name == "ping_interval" else 0.001
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value >= lowest
+    ):
+        raise ValueError(
+            f"{where} must be a number of seconds"
+            + (", 0 for no pings" if name == "ping_interval" else " above 0")
+            + f", got {value!r}"
+        )
+
+
 def _same_host(origin: str, host: str) -> bool:
     return urllib.parse.urlsplit(origin.lower()).netloc == host.lower()
 
@@ -67,8 +93,10 @@ class WebSocketHandler(RequestHandler):
     See :mod:`trioweb.websocket` for the life of a connection and
     ``docs/websockets.md`` for a guide. Class attributes override the
     application's settings of the same name with a ``websocket_`` prefix:
-    ``max_message_size`` (1 MiB), ``ping_interval`` (20 s; 0 or None: no
-    pings), ``ping_timeout`` (20 s), ``close_timeout`` (5 s).
+    ``max_message_size`` (1 MiB), ``ping_interval`` (20 s; 0: no pings),
+    ``ping_timeout`` (20 s), ``close_timeout`` (5 s). None (the default)
+    leaves it to the setting. An impossible value raises ValueError when
+    the class is defined (or, for a setting, at the first handshake: 500).
 
     A websocket outlives any ``request_timeout``: the class sets it to
     ``math.inf``.
@@ -184,19 +212,28 @@ class WebSocketHandler(RequestHandler):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         await self.finish(message + "\n")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _LIMITS:
+            _check_limit(f"{cls.__qualname__}.{name}", name, getattr(cls, name))
+
     def _limit(self, name: str) -> float:
         value = getattr(self, name)
         if value is None:
             value = self.settings.get("websocket_" + name)
+            _check_limit(f"the websocket_{name} setting", name, value)
         if value is None:
             value = DEFAULTS["websocket_" + name]
-        return float(value) if value else 0.0
+        return float(value)
 
     async def _accept(
         self, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         headers = self.request.headers
-        max_size = int(self._limit("max_message_size"))
+        # All read now, so that a bad setting is a 500, not a failure
+        # after the 101.
+        limits = {name: self._limit(name) for name in _LIMITS}
+        max_size = int(limits["max_message_size"])
         offered = [
             p.strip()
             for p in ",".join(headers.get_list("Sec-WebSocket-Protocol")).split(",")
@@ -229,7 +266,7 @@ class WebSocketHandler(RequestHandler):
         stream, received = await exchange.upgrade(self._head_for_wire())
         # Nothing more goes out over HTTP: no automatic finish().
         self._finished = True
-        session = self._session = Session(self, stream, extensions, max_size)
+        session = self._session = Session(self, stream, extensions, limits)
         exchange.on_shutdown(session.going_away)
         try:
             await session.run(received, args, kwargs)

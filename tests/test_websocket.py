@@ -308,6 +308,8 @@ async def test_the_101_response_follows_rfc_6455() -> None:
     [
         ({"Upgrade": None}, 400, 'Can "Upgrade" only to "WebSocket".'),
         ({"Upgrade": "h2c"}, 400, 'Can "Upgrade" only to "WebSocket".'),
+        ({"Connection": "keep-alive, Upgrade"}, 101, ""),
+        ({"Upgrade": "WebSocket, h2c"}, 101, ""),
         ({"Connection": "keep-alive"}, 400, '"Connection" must be "Upgrade".'),
         ({"Sec-WebSocket-Version": "8"}, 426, "version 13"),
         ({"Sec-WebSocket-Version": None}, 426, "version 13"),
@@ -322,16 +324,29 @@ async def test_bad_handshakes_are_refused(
     async with TestClient(make_app()) as client:
         raw = await client.raw()
         await raw.send(request(**changes))
-        response = await raw.read_response()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await raw.receive()
+        data += await raw.receive_available()
         await raw.aclose()
         # The server keeps serving.
         async with client.websocket_connect("/native") as ws:
             await ws.send_text("still")
             assert await ws.receive_text() == "still"
-    assert response.status == status
-    assert text in response.body.decode()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status)
+    assert text.encode() in body
     if status == 426:
-        assert response.headers["Sec-WebSocket-Version"] == "13"
+        assert b"\r\nSec-WebSocket-Version: 13\r\n" in head
+
+
+async def test_an_http_1_0_upgrade_is_ignored_400() -> None:
+    async with TestClient(make_app()) as client:
+        raw = await client.raw()
+        await raw.send(request().replace(b"HTTP/1.1", b"HTTP/1.0"))
+        response = await raw.read_response()
+        await raw.aclose()
+    assert response.status == 400
 
 
 async def test_a_plain_get_to_a_websocket_route_is_400() -> None:

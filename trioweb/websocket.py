@@ -82,6 +82,10 @@ def _check_limit(where: str, name: str, value: Any) -> None:
         )
 
 
+def _tokens(value: str) -> set[str]:
+    return {token.strip().lower() for token in value.split(",")}
+
+
 def _same_host(origin: str, host: str) -> bool:
     return urllib.parse.urlsplit(origin.lower()).netloc == host.lower()
 
@@ -180,12 +184,12 @@ class WebSocketHandler(RequestHandler):
         """The handshake (RFC 6455 4.2): refuse it with the right status, or
         accept it and serve the websocket until it closes."""
         headers = self.request.headers
-        if headers.get("Upgrade", "").strip().lower() != "websocket":
+        upgrade = _tokens(headers.get("Upgrade", ""))
+        # RFC 9110 7.8: an HTTP/1.0 request's Upgrade is ignored.
+        if "websocket" not in upgrade or self.request.version != "HTTP/1.1":
             await self._refuse(400, 'Can "Upgrade" only to "WebSocket".')
             return
-        connection = {
-            token.strip().lower() for token in headers.get("Connection", "").split(",")
-        }
+        connection = _tokens(headers.get("Connection", ""))
         if "upgrade" not in connection:
             await self._refuse(400, '"Connection" must be "Upgrade".')
             return

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import trioweb
 from trioweb._ws_testing import WebSocketRejected
@@ -89,7 +90,9 @@ async def test_sync_callbacks_run_in_order() -> None:
     assert app.settings["seen"] == ["0", "1", "2", "3", "4"]
 
 
-async def test_async_callbacks_run_one_at_a_time_in_order() -> None:
+async def test_async_callbacks_run_one_at_a_time_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     log: list[str] = []
 
     class Slow(trioweb.WebSocketHandler):

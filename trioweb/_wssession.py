@@ -329,7 +329,12 @@ class Session:
         was; anything else then raises :exc:`WebSocketClosedError`."""
         # The lock keeps wsproto's output (a compressor's state) in the
         # order it goes on the wire; each holder's send has a deadline.
-        async with self.send_lock:
+        lock = self.send_lock
+        if lock.locked():
+            await lock.acquire()  # FIFO; the holder's send has a deadline
+        else:
+            lock.acquire_nowait()  # the usual case: no checkpoint to pay
+        try:
             state = self.ws.state
             if type(event) is CloseConnection:
                 if self.broken or state not in _CAN_CLOSE:
@@ -340,6 +345,8 @@ class Session:
                 )
             await self._write(self.ws.send(event))
             return True
+        finally:
+            lock.release()
 
     async def _write(self, data: bytes) -> None:
         failed = False

@@ -18,7 +18,8 @@ How it measures (see ``docs/performance.md`` for the results):
   round, so that drift on the machine falls on all of them alike.
 * Per round and server, three fresh processes: one for the wrk scenarios
   (hello GET with latency, 64 KiB response, 1 MiB POST), one for the
-  1000 idle keep-alive connections, one for the 100 MiB download.
+  1000 idle keep-alive connections, one for the 100 MiB download, one for
+  the websocket echo (``bench/wsecho.py``).
 * The report takes the median over rounds, and ratios against Tornado.
 * The overload scenario (``bench/shedding.py``): trioweb and Tornado serve
   a route with a fixed capacity, driven by an open-loop client at twice it;
@@ -60,6 +61,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import shedding
+import wsecho
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -716,9 +718,10 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "hello_p99_ms": ("p99 latency, hello GET at 50 connections", "ms", False),
     "idle_kib_per_conn": ("1000 idle keep-alive connections", "KiB RSS / conn", False),
     "big_growth_mib": ("100 MiB file download", "MiB RSS growth", False),
+    **wsecho.METRICS,
 }
 # Also kept in the raw results (bench/results/latest.json), not in the
-# table: hello_p50_ms, k64_mib_per_s, big_mib_per_s.
+# table: hello_p50_ms, k64_mib_per_s, big_mib_per_s, ws_echo_p50_ms.
 
 
 @dataclass
@@ -842,6 +845,21 @@ def _measure_one(
             f"{big['mib_per_s']:.0f} MiB/s)"
         )
 
+    def websocket_echo() -> None:
+        with RunningServer(server, settings, big_file, log) as running:
+            wait_until_quiet()
+            with OtherLoad() as load:
+                values = wsecho.measure(running.port, settings.duration)
+        for metric, value in values.items():
+            results.add(name, metric, value)
+        log_line(wsecho.summary_line(name, values))
+        if load.percent > CONTENDED_PERCENT:
+            results.contended.append(f"{name} /ws")
+            results.problems.append(
+                f"{name}, /ws: other processes used {load.percent:.0f}% of a "
+                "CPU during the run"
+            )
+
     def overload() -> None:
         with RunningServer(server, settings, big_file, log) as running:
             wait_until_quiet()
@@ -862,6 +880,7 @@ def _measure_one(
         attempt("wrk scenarios", throughput)
         attempt("idle connections", idle)
         attempt("100 MiB download", big)
+        attempt("websocket echo", websocket_echo)
     if name in OVERLOAD_SERVERS:
         attempt("overload", overload)
 
@@ -1261,7 +1280,11 @@ def write_doc(results: Results, settings: Settings, targets: list[TargetRow]) ->
         "is the peak minus the value just before the request.",
         "- **overload**: see its section above (`bench/shedding.py`); "
         "`--scenario overload` runs it alone.",
-        "- **websocket echo**: skipped until trioweb has websockets.",
+        "- **websocket echo** (`bench/wsecho.py`): "
+        f"{wsecho.CONNECTIONS} websockets, each sending a "
+        f"{wsecho.MESSAGE_SIZE}-byte text message and waiting for its echo, "
+        "again and again (a closed loop); messages a second over all of them, "
+        "and the p99 of one round trip.",
         "",
         "Server settings (`bench/servers/common.py`): no access log, a 16 MiB "
         "body limit, and a 75 s keep-alive timeout everywhere (aiohttp's "

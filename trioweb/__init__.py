@@ -31,6 +31,7 @@ from .server import ListenError, run, serve
 from .sse import EventStream
 from .static import StaticFileHandler
 from .tls import TLSConfigError
+from .websocket import WebSocketClosedError, WebSocketHandler
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,8 @@ __all__ = [
     "TLSConfigError",
     "URLSpec",
     "UploadedFile",
+    "WebSocketClosedError",
+    "WebSocketHandler",
     "addslash",
     "authenticated",
     "removeslash",

@@ -179,6 +179,17 @@ class ASGIExchange:
         self._callbacks: list[Callable[[], object]] | None = None
         self._shutdown_callbacks: list[Callable[[], object]] = []
 
+    async def upgrade(
+        self, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[trio.abc.Stream, bytes]:
+        """Not possible here: under ASGI the server owns the connection, and
+        a websocket arrives as a ``websocket`` scope, which this adapter
+        does not serve yet."""
+        raise RuntimeError(
+            "a connection cannot be upgraded through the ASGI adapter: serve "
+            "websockets with trioweb's own server (trioweb serve)"
+        )
+
     @property
     def transport(self) -> None:
         """The connection belongs to the ASGI server: there is no stream to

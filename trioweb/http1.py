@@ -128,9 +128,10 @@ class Exchange:
 
     Also: :meth:`on_shutdown` (the server began a graceful shutdown),
     :meth:`abort` (end the connection with the response incomplete),
-    :attr:`note` (a word the access log adds to the request's line),
-    :attr:`request_id` (see :mod:`trioweb.observe`) and :attr:`transport`
-    (the connection's stream: TLS details).
+    :meth:`upgrade` (switch the connection to another protocol, as a
+    websocket does), :attr:`note` (a word the access log adds to the
+    request's line), :attr:`request_id` (see :mod:`trioweb.observe`) and
+    :attr:`transport` (the connection's stream: TLS details).
     """
 
     __slots__ = (
@@ -591,6 +592,52 @@ class Exchange:
         if not self.finished:
             self._conn._abort_writes(None)
 
+    async def upgrade(
+        self, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[trio.abc.Stream, bytes]:
+        """Answer ``101 Switching Protocols`` and hand over the connection.
+
+        Returns ``(stream, received)``: the stream, now the caller's to read
+        and write, and the bytes the client sent after this request (already
+        read from the stream). The engine stops reading first, so the caller
+        is the only reader; it sends nothing more, and when the application
+        returns the connection ends (the engine closes the stream). The
+        exchange counts as complete: the access log shows 101, the time
+        until the application returned, and :attr:`note`.
+
+        Only for a request without a body, before any response. Raises
+        :exc:`StreamClosedError` if the client is already gone, and
+        :exc:`ValueError` (nothing sent) for an invalid header.
+        """
+        if self.head_sent:
+            raise RuntimeError("upgrade(): a response was already started")
+        if self.has_body:
+            raise RuntimeError("upgrade(): the request has a body")
+        head, _, _, _ = writer.encode_head(
+            101,
+            b"Switching Protocols",
+            headers,
+            head_request=False,
+            http11=True,
+            close=False,
+            date=http_date(),
+        )
+        if self.disconnected:
+            raise StreamClosedError()
+        conn = self._conn
+        conn.must_close = True
+        self.head_sent = True
+        self.status = 101
+        received = await conn.stop_reading()
+        self._ending = True
+        try:
+            await conn.send_bytes(head, self)
+        finally:
+            self._ending = False
+        self.finished = True
+        self._callbacks = None
+        return conn.stream, received
+
     def _frame(self, data: bytes, end: bool) -> bytes:
         framing = self._framing
         if framing == writer.LENGTH:
@@ -633,6 +680,8 @@ class HTTP1Connection:
         "_hung_up",
         "_phase",
         "_rbuf",
+        "_reader_done",
+        "_reader_scope",
         "_requests",
         "_send_lock",
         "_space",
@@ -687,6 +736,9 @@ class HTTP1Connection:
         self._timer = trio.CancelScope()
         self._phase = _DONE
         self._requests = 0
+        # The reader's own scope, so that upgrade() can stop it.
+        self._reader_scope = trio.CancelScope()
+        self._reader_done = trio.Event()
 
     # -- public control -------------------------------------------------------
 
@@ -727,6 +779,24 @@ class HTTP1Connection:
     # -- the reader task ------------------------------------------------------
 
     async def _reader(self) -> None:
+        try:
+            with self._reader_scope:
+                await self._read()
+        finally:
+            self._reader_done.set()
+
+    async def stop_reading(self) -> bytes:
+        """Stop the reader task for good (a protocol switch); return the
+        bytes received and not parsed, in order."""
+        self._reader_scope.cancel()
+        await self._reader_done.wait()
+        if self._space is not None:
+            self._space = None
+        received = self.parser.leftover() + bytes(self._rbuf)
+        self._rbuf.clear()
+        return received
+
+    async def _read(self) -> None:
         stream = self.stream
         rbuf = self._rbuf
         while True:

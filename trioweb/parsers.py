@@ -184,6 +184,11 @@ class H11Parser:
             return self._chunks.leftover or b"-"
         return b"" if self._conn is None else self._conn.trailing_data[0]
 
+    def leftover(self) -> bytes:
+        """The bytes after a complete request without a body: another
+        protocol's, once the connection switches to it (a websocket)."""
+        return b"" if self._conn is None else bytes(self._conn.trailing_data[0])
+
     def limit_body(self, limit: int) -> None:
         """Refuse (413) a chunked body as soon as it declares more than
         ``limit`` bytes (the exchange's body limit)."""
@@ -541,6 +546,11 @@ class HttptoolsParser:
         if self._buffer or self._head:
             return self._head + self._buffer
         return b"-" if self._meter is not None or self._events else b""
+
+    def leftover(self) -> bytes:
+        """The bytes after a complete request without a body (see
+        :meth:`H11Parser.leftover`): llhttp was paused at its end."""
+        return self._head + self._buffer
 
     def limit_body(self, limit: int) -> None:
         """Refuse (413) a chunked body as soon as it declares more than

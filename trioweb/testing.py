@@ -388,6 +388,13 @@ class TestClient(httpx.AsyncClient):
         finally:
             await response.aclose()
 
+    def websocket_connect(self, path: str, **kwargs: Any) -> Any:
+        """``async with client.websocket_connect("/ws") as ws:`` a websocket
+        over this client (see ``docs/websockets.md``; trioweb._ws_testing)."""
+        from ._ws_testing import websocket_connect
+
+        return websocket_connect(self, path, **kwargs)
+
     async def raw(self) -> RawConnection:
         """Open a new connection that sends and receives raw bytes."""
         stream, done = await self.transport.connect()

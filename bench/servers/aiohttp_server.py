@@ -24,6 +24,17 @@ async def payload_64k(request: web.Request) -> web.Response:
     return web.Response(body=PAYLOAD_64K, content_type="application/octet-stream")
 
 
+async def echo_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type == web.WSMsgType.TEXT:
+            await ws.send_str(message.data)
+        elif message.type == web.WSMsgType.BINARY:
+            await ws.send_bytes(message.data)
+    return ws
+
+
 async def upload(request: web.Request) -> web.Response:
     body = await request.read()
     return web.Response(text=str(len(body)), content_type="text/plain")
@@ -59,6 +70,7 @@ def main() -> None:
     app.router.add_get("/64k", payload_64k)
     app.router.add_post("/upload", upload)
     app.router.add_get("/big", big_file_handler(options.big_file))
+    app.router.add_get("/ws", echo_socket)
     web.run_app(
         app,
         host=options.host,

@@ -11,6 +11,9 @@ Each server script serves the same four routes, so that the harness
                       the next (flow control: memory must not grow with the
                       file's size)
 
+* ``GET /ws``      -> a websocket that sends each message back (the
+                      websocket echo scenario, ``bench/wsecho.py``)
+
 trioweb and Tornado also serve the overload scenario's route:
 
 * ``GET /sleep``   -> sleeps SLEEP_SECONDS holding one of SLEEP_SLOTS slots

@@ -60,6 +60,24 @@ async def stream_file(send: Send, path: str, size: int) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def echo_socket(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif kind == "websocket.receive":
+            await send(
+                {
+                    "type": "websocket.send",
+                    "text": message.get("text"),
+                    "bytes": message.get("bytes"),
+                }
+            )
+        else:  # websocket.disconnect
+            return
+
+
 def make_app(big_file: str | None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     big_size = os.path.getsize(big_file) if big_file else 0
 
@@ -72,6 +90,9 @@ def make_app(big_file: str | None) -> Callable[[Scope, Receive, Send], Awaitable
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            await echo_socket(receive, send)
+            return
         if scope["type"] != "http":
             return
         method, path = scope["method"], scope["path"]

@@ -7,6 +7,7 @@ import logging
 import os
 
 import tornado.web
+import tornado.websocket
 from common import (
     CHUNK_SIZE,
     HELLO,
@@ -54,6 +55,11 @@ class BigFileHandler(tornado.web.RequestHandler):
                 await self.flush()  # resolves once sent: flow control
 
 
+class EchoSocket(tornado.websocket.WebSocketHandler):
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(message, binary=isinstance(message, bytes))
+
+
 class SleepHandler(tornado.web.RequestHandler):
     """The same work as trioweb's: SLEEP_SLOTS at once, the rest wait."""
 
@@ -78,6 +84,7 @@ async def serve() -> None:
             (r"/upload", UploadHandler),
             (r"/big", BigFileHandler, {"path": options.big_file}),
             (r"/sleep", SleepHandler, {"slots": asyncio.Semaphore(SLEEP_SLOTS)}),
+            (r"/ws", EchoSocket),
         ]
     )
     app.listen(

@@ -61,6 +61,11 @@ class BigFileHandler(trioweb.RequestHandler):
                 await self.flush()  # returns once sent: flow control
 
 
+class EchoSocket(trioweb.WebSocketHandler):
+    async def on_message(self, message: str | bytes) -> None:
+        await self.write_message(message)
+
+
 class SleepHandler(trioweb.RequestHandler):
     # At most SLEEP_SLOTS at once; one more is answered 503 at once.
     max_concurrency = SLEEP_SLOTS
@@ -88,6 +93,7 @@ def main() -> None:
             (r"/upload", UploadHandler),
             (r"/big", BigFileHandler, {"path": options.big_file}),
             (r"/sleep", SleepHandler),
+            (r"/ws", EchoSocket),
         ]
     )
     trioweb.run(

@@ -1256,8 +1256,9 @@ class RedirectHandler(RequestHandler):
     """Redirects every GET to ``url`` (``{0}``-style path-argument templates).
 
     ``(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})``. A target that
-    cannot be a ``Location`` (a path argument decoded to CR or LF, say) is
-    the client's doing: a 400, logged as one WARNING line.
+    cannot be a ``Location`` (a path argument decoded to CR or LF, say), or
+    that a path argument made offsite (``/old//evil.example`` with
+    ``"/{0}"``), is the client's doing: a 400, logged as one WARNING line.
     """
 
     def initialize(self, url: str = "/", permanent: bool = True, **kwargs: Any) -> None:
@@ -1271,4 +1272,9 @@ class RedirectHandler(RequestHandler):
         # As redirect() will encode it: only what is left unsendable is bad.
         if not is_valid_header_value(_NON_ASCII.sub(_percent_encode, to_url)):
             raise HTTPError(400, "cannot redirect to %r", to_url[:200])
+        # A path argument that turns "/{0}" into "//evil.example" is the
+        # client's doing too; a template that is offsite by itself is the
+        # application's, and redirect() says so.
+        if is_offsite_redirect(to_url) and not is_offsite_redirect(self._url):
+            raise HTTPError(400, "refusing offsite redirect to %r", to_url[:200])
         await self.redirect(to_url, permanent=self._permanent)

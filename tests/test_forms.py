@@ -130,9 +130,7 @@ def test_rfc5987_charsets_other_than_utf8_and_latin1_are_ignored(
 ) -> None:
     # RFC 8187 names two charsets: any other Python codec is not the
     # client's to choose (and a NUL in the name made decode() raise).
-    _, params = parse_header_parameters(
-        f"a; filename=x; filename*={charset}''%41"
-    )
+    _, params = parse_header_parameters(f"a; filename=x; filename*={charset}''%41")
     assert params["filename"] == "x"
 
 

@@ -219,12 +219,49 @@ async def test_an_encoded_body_is_not_encoded_twice() -> None:
     assert gzip.decompress(r.body) == TEXT
 
 
+HEAD_FIELDS = (
+    "Content-Length",
+    "Transfer-Encoding",
+    "Content-Encoding",
+    "ETag",
+    "Vary",
+)
+
+
+def fields(r: Response) -> dict[str, str | None]:
+    return {name: r.headers.get(name) for name in HEAD_FIELDS}
+
+
 async def test_head_is_not_compressed() -> None:
     r = await wire(make_app(), "/text", "HEAD", **{"Accept-Encoding": "gzip"})
     assert r.status == 200
     assert "Content-Encoding" not in r.headers
     assert r.headers["Content-Length"] == str(len(TEXT))
     assert r.body == b""
+
+
+async def test_a_304_varies_as_its_200_does(tmp_path: Path) -> None:
+    # Regression: the 304 lacked the 200's Vary: Accept-Encoding
+    # (RFC 9110 15.4.5: a 304 carries what the 200 would).
+    (tmp_path / "site.css").write_bytes(TEXT)
+    app = make_app(tmp_path)
+    for path in ("/text", "/small", "/files/site.css"):
+        first = await wire(app, path, **{"Accept-Encoding": "gzip"})
+        again = await wire(
+            app,
+            path,
+            **{"Accept-Encoding": "gzip", "If-None-Match": first.headers["ETag"]},
+        )
+        assert again.status == 304, path
+        assert again.headers["Vary"] == first.headers["Vary"] == "Accept-Encoding"
+    # An incompressible type's 200 does not vary; nor does its 304.
+    (tmp_path / "logo.png").write_bytes(TEXT)
+    first = await wire(app, "/files/logo.png", **{"Accept-Encoding": "gzip"})
+    again = await wire(
+        app, "/files/logo.png", **{"If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status == 304
+    assert "Vary" not in again.headers and "Vary" not in first.headers
 
 
 async def test_204_and_304_have_no_encoding() -> None:

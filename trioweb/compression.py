@@ -18,7 +18,8 @@ hold:
   the identity bytes), and it has no ``Content-Encoding`` already.
 
 Every compressible response gets ``Vary: Accept-Encoding``, compressed or
-not, so that caches keep the variants apart. A compressed response's
+not, so that caches keep the variants apart; so does a 304 that stands for
+such a response (:func:`vary_not_modified`). A compressed response's
 ``Etag`` gets the coding as a suffix (``"abc"`` -> ``"abc-gzip"``): RFC 9110
 8.8.3 says different representations need different strong tags;
 :func:`etag_matches_encoded` lets a revalidation with either tag get 304.
@@ -49,6 +50,7 @@ __all__ = [
     "matching_etag",
     "negotiate",
     "start_encoding",
+    "vary_not_modified",
 ]
 
 #: Bodies smaller than this are sent as they are: a few hundred bytes saved
@@ -205,6 +207,24 @@ def _add_vary(headers: HTTPHeaders) -> None:
     headers["Vary"] = f"{current}, Accept-Encoding" if current else "Accept-Encoding"
 
 
+def _declared_length(headers: HTTPHeaders) -> int | None:
+    declared = headers.get("Content-Length")
+    # Bounded before int(): past 4300 digits int() raises.
+    if declared is None or not declared.isdigit() or len(declared) > 20:
+        return None
+    return int(declared)
+
+
+def vary_not_modified(response_headers: HTTPHeaders) -> None:
+    """Give a 304 the ``Vary`` its 200 would have (RFC 9110 15.4.5).
+
+    Call it before the representation headers are cleared: whether the 200
+    varies on ``Accept-Encoding`` depends on its ``Content-Type``.
+    """
+    if is_compressible(response_headers.get("Content-Type", "")):
+        _add_vary(response_headers)
+
+
 def start_encoding(
     *,
     method: str,
@@ -230,13 +250,7 @@ def start_encoding(
     _add_vary(response_headers)
     if method == "HEAD" or "Content-Encoding" in response_headers:
         return None
-    declared = response_headers.get("Content-Length")
-    if end:
-        size: int | None = len(body)
-    elif declared is not None and declared.isdigit():
-        size = int(declared)
-    else:
-        size = None
+    size = len(body) if end else _declared_length(response_headers)
     if size is not None and size < min_size:
         return None
     coding = negotiate(request_headers.get("Accept-Encoding", ""))

@@ -475,6 +475,8 @@ class RequestHandler:
             if status in (204, 304) or 100 <= status < 200:
                 if body:
                     raise RuntimeError(f"cannot send a body with status {status}")
+                if status == 304 and self.settings.get("compress_response"):
+                    compression.vary_not_modified(self._headers)
                 self._clear_representation_headers()
             else:
                 body = self._start_encoding(body, end=True)

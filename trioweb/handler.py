@@ -479,8 +479,13 @@ class RequestHandler:
                     compression.vary_not_modified(self._headers)
                 self._clear_representation_headers()
             else:
-                body = self._start_encoding(body, end=True)
-                if "Content-Length" not in self._headers:
+                # A HEAD whose body GET would stream (a static file's) is
+                # decided, and framed, as that GET: no compressed length.
+                streamed = compression.head_body_missing(
+                    self.request.method, self._headers, body
+                )
+                body = self._start_encoding(body, end=not streamed)
+                if "Content-Length" not in self._headers and not streamed:
                     self._headers["Content-Length"] = str(len(body))
             # Finished from here on, unless the head is refused before
             # anything is sent: then the caller's error page still can be.

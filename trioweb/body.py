@@ -120,10 +120,9 @@ class Decompressor:
         # number first), or garbage. Returns the bytes to decode; empty
         # while the magic number is not all there yet.
         rest = self._between + data
-        if self.encoding == "gzip" and len(rest) < len(_GZIP_MAGIC):
-            if _GZIP_MAGIC.startswith(rest):
-                self._between = rest
-                return b""
+        if self.encoding == "gzip" and len(rest) < 2 and _GZIP_MAGIC.startswith(rest):
+            self._between = rest
+            return b""
         if self.encoding != "gzip" or not rest.startswith(_GZIP_MAGIC):
             raise HTTPError(
                 400,

@@ -112,6 +112,50 @@ def test_the_decompressor_stops_at_the_cap() -> None:
     assert decoder.size <= 1024 * 1024 + 64 * 1024
 
 
+async def test_a_gzip_body_of_several_members_is_decoded_whole() -> None:
+    # Regression: only the first member was decoded (RFC 1952 2.2 allows
+    # several, and gzip.decompress() reads them all).
+    parts = [b"a=1&", b"b=caf%C3%A9", b"", b"&a=2"]
+    body = b"".join(gzip.compress(part) for part in parts)
+    assert gzip.decompress(body) == FORM
+    async with TestClient(app(decompress_request=True)) as client:
+        r = await client.post(
+            "/form",
+            body=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Content-Encoding": "gzip",
+            },
+        )
+        assert r.json()["args"] == {"a": ["1", "2"], "b": ["café"]}
+        data = b"0123456789" * 50_000
+        r = await client.post(
+            "/stream",
+            body=gzip.compress(data) + gzip.compress(data),
+            headers={"Content-Encoding": "gzip"},
+        )
+        assert r.json()["total"] == 2 * len(data)
+
+
+def test_members_are_found_whatever_the_chunk_boundaries() -> None:
+    body = gzip.compress(b"first, ") + gzip.compress(b"second")
+    decoder = Decompressor("gzip", 1024)
+    out = b"".join(
+        piece for i in range(len(body)) for piece in decoder.decompress(body[i : i + 1])
+    )
+    decoder.flush()
+    assert out == b"first, second"
+
+
+def test_the_cap_counts_every_member() -> None:
+    member = gzip.compress(b"\0" * 600_000)
+    decoder = Decompressor("gzip", 1024 * 1024)
+    decoder.decompress(member)
+    with pytest.raises(HTTPError) as info:
+        decoder.decompress(member)
+    assert info.value.status_code == 413
+
+
 @pytest.mark.parametrize(
     ("encoding", "body", "status"),
     [
@@ -121,6 +165,11 @@ def test_the_decompressor_stops_at_the_cap() -> None:
         ("gzip", b"not gzip at all", 400),
         ("gzip", gzip.compress(FORM)[:-12], 400),
         ("deflate", gzip.compress(FORM), 400),
+        # Regression: what followed the first member was ignored.
+        ("gzip", gzip.compress(FORM) + b"\x00garbage" * 100, 400),
+        ("gzip", gzip.compress(FORM) + b"\x1f", 400),  # half a magic number
+        ("gzip", gzip.compress(FORM) + gzip.compress(FORM)[:-4], 400),
+        ("deflate", deflate(FORM) + b"garbage", 400),
     ],
 )
 async def test_bad_encodings(encoding: str, body: bytes, status: int) -> None:

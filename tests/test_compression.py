@@ -219,12 +219,77 @@ async def test_an_encoded_body_is_not_encoded_twice() -> None:
     assert gzip.decompress(r.body) == TEXT
 
 
-async def test_head_is_not_compressed() -> None:
-    r = await wire(make_app(), "/text", "HEAD", **{"Accept-Encoding": "gzip"})
-    assert r.status == 200
-    assert "Content-Encoding" not in r.headers
-    assert r.headers["Content-Length"] == str(len(TEXT))
-    assert r.body == b""
+HEAD_FIELDS = (
+    "Content-Length",
+    "Transfer-Encoding",
+    "Content-Encoding",
+    "ETag",
+    "Vary",
+)
+
+
+def fields(r: Response) -> dict[str, str | None]:
+    return {name: r.headers.get(name) for name in HEAD_FIELDS}
+
+
+@pytest.mark.parametrize("accept", ["gzip", "br", "identity"])
+async def test_head_has_the_header_fields_of_get(accept: str) -> None:
+    # Regression: HEAD was never compressed, so it announced another
+    # representation than GET's (RFC 9110 9.3.2: the same header fields).
+    app = make_app()
+    get = await wire(app, "/text", **{"Accept-Encoding": accept})
+    head = await wire(app, "/text", "HEAD", **{"Accept-Encoding": accept})
+    assert head.status == get.status == 200
+    assert fields(head) == fields(get)
+    assert head.headers.get("Content-Encoding") == (
+        None if accept == "identity" else accept
+    )
+    # The compressed length: the body was compressed, and dropped.
+    assert head.headers["Content-Length"] == str(len(get.body))
+    assert head.body == b""
+
+
+@pytest.mark.parametrize("size", [len(TEXT), 100])
+async def test_static_head_has_the_header_fields_of_get(
+    tmp_path: Path, size: int
+) -> None:
+    # GET streams a big file compressed (chunked, no length); HEAD says so
+    # too, rather than the identity length of a representation not sent.
+    (tmp_path / "site.css").write_bytes(TEXT[:size])
+    app = make_app(tmp_path)
+    get = await wire(app, "/files/site.css", **{"Accept-Encoding": "gzip"})
+    head = await wire(app, "/files/site.css", "HEAD", **{"Accept-Encoding": "gzip"})
+    assert fields(head) == fields(get)
+    if size >= 1024:
+        assert head.headers["Content-Encoding"] == "gzip"
+        assert "Content-Length" not in head.headers
+    else:
+        assert head.headers["Content-Length"] == str(size)
+    assert head.body == b""
+
+
+async def test_a_304_varies_as_its_200_does(tmp_path: Path) -> None:
+    # Regression: the 304 lacked the 200's Vary: Accept-Encoding
+    # (RFC 9110 15.4.5: a 304 carries what the 200 would).
+    (tmp_path / "site.css").write_bytes(TEXT)
+    app = make_app(tmp_path)
+    for path in ("/text", "/small", "/files/site.css"):
+        first = await wire(app, path, **{"Accept-Encoding": "gzip"})
+        again = await wire(
+            app,
+            path,
+            **{"Accept-Encoding": "gzip", "If-None-Match": first.headers["ETag"]},
+        )
+        assert again.status == 304, path
+        assert again.headers["Vary"] == first.headers["Vary"] == "Accept-Encoding"
+    # An incompressible type's 200 does not vary; nor does its 304.
+    (tmp_path / "logo.png").write_bytes(TEXT)
+    first = await wire(app, "/files/logo.png", **{"Accept-Encoding": "gzip"})
+    again = await wire(
+        app, "/files/logo.png", **{"If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status == 304
+    assert "Vary" not in again.headers and "Vary" not in first.headers
 
 
 async def test_204_and_304_have_no_encoding() -> None:

@@ -123,6 +123,46 @@ def test_rfc5987_parameters_are_decoded_and_win() -> None:
 
 
 @pytest.mark.parametrize(
+    "charset", ["utf-8\x00", "unicode_escape", "utf-7", "punycode", "base64", "latin1"]
+)
+def test_rfc5987_charsets_other_than_utf8_and_latin1_are_ignored(
+    charset: str,
+) -> None:
+    # RFC 8187 names two charsets: any other Python codec is not the
+    # client's to choose (and a NUL in the name made decode() raise).
+    _, params = parse_header_parameters(f"a; filename=x; filename*={charset}''%41")
+    assert params["filename"] == "x"
+
+
+def test_rfc5987_charset_is_case_insensitive() -> None:
+    _, params = parse_header_parameters("a; filename*=Utf-8''%C3%A9")
+    assert params["filename"] == "é"
+    _, params = parse_header_parameters("a; filename*=ISO-8859-1''%E9")
+    assert params["filename"] == "é"
+
+
+async def test_multipart_filename_with_a_nul_in_its_charset_is_not_a_500() -> None:
+    class Up(RequestHandler):
+        def post(self) -> None:
+            self.write(
+                {n: [f.filename for f in fs] for n, fs in self.request.files.items()}
+            )
+
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=f; filename=plain.txt; "
+        b"filename*=utf-8\x00''%41\r\n\r\ndata\r\n--b--\r\n"
+    )
+    async with TestClient(Application([("/up", Up)])) as client:
+        r = await client.post(
+            "/up",
+            content=body,
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        )
+    assert r.status == 200
+    assert r.json() == {"f": ["plain.txt"]}
+
+
+@pytest.mark.parametrize(
     "make",
     [
         lambda n: "a" + '; a="' * n,

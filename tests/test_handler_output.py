@@ -689,6 +689,24 @@ async def test_redirect_handler_answers_400_for_a_target_it_cannot_send(
         assert (await client.get("/old/b")).headers["Location"] == "/new/b"
 
 
+@pytest.mark.parametrize(
+    "path", ["/old//evil.example/", "/old/%5Cevil.example", "/old/%2F%2Fevil"]
+)
+async def test_redirect_handler_answers_400_for_an_offsite_target(
+    path: str, no_tracebacks: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regression: "/{0}" filled with "/evil.example" made redirect() raise
+    # ValueError (an offsite redirect): a 500 and an ERROR traceback.
+    app = Application([(r"/old/(.*)", RedirectHandler, {"url": "/{0}"})])
+    async with TestClient(app) as client:
+        r = await client.get(path)
+        assert r.status == 400
+        assert "Location" not in r.headers
+        assert (await client.get("/old/b")).headers["Location"] == "/b"
+    (warning,) = [m for m in caplog.records if m.levelno == logging.WARNING]
+    assert "offsite" in warning.getMessage()
+
+
 async def test_redirect_status_must_be_3xx() -> None:
     caught: list[str] = []
 

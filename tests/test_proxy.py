@@ -138,6 +138,16 @@ def resolve(peer: str | None, *headers: tuple[str, str]) -> tuple[Any, Any]:
             [("Forwarded", "for=1.1.1.1"), ("X-Forwarded-For", "2.2.2.2")],
             ("1.1.1.1", None),
         ),
+        # Regression: a scope id is free text; it reached remote_ip and the
+        # access log. Not an IP: the walk stops there.
+        ("127.0.0.1", [("X-Real-Ip", "fe80::1%<img src=x>")], (None, None)),
+        (
+            "127.0.0.1",
+            [("X-Forwarded-For", 'fe80::1%1.2.3.4 "GET admin HTTP/1.1" 200')],
+            (None, None),
+        ),
+        ("127.0.0.1", [("X-Forwarded-For", "1.1.1.1, fe80::1%eth0")], (None, None)),
+        ("127.0.0.1", [("Forwarded", 'for="[fe80::1%25x]:80"')], (None, None)),
         # IPv6 peers.
         ("::1", [("X-Forwarded-For", "2001:db8::9")], (None, None)),
         (None, [("X-Forwarded-For", "2001:db8::9")], ("2001:db8::9", None)),
@@ -147,6 +157,30 @@ def test_resolve_client(
     peer: str | None, headers: list[tuple[str, str]], expected: tuple[Any, Any]
 ) -> None:
     assert resolve(peer, *headers) == expected
+
+
+def test_a_link_local_peer_with_its_scope_id_can_be_trusted() -> None:
+    # The socket gives a link-local peer as "fe80::1%eth0": its own scope
+    # id says nothing about trust (only forwarded addresses are refused).
+    trusted = TrustedProxies("fe80::/10")
+    assert "fe80::1%eth0" in trusted
+    headers = HTTPHeaders([("X-Forwarded-For", "203.0.113.7")])
+    assert resolve_client("fe80::1%eth0", headers, trusted) == ("203.0.113.7", None)
+
+
+async def test_a_scoped_address_never_reaches_remote_ip_or_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trioweb.access")
+    config = ServerConfig(proxy_headers=True, forwarded_allow_ips="*")
+    app = Application([("/", WhoAmI)])
+    async with TestClient(app, config=config, client_address=("10.0.0.1", 4000)) as c:
+        for name in ("X-Forwarded-For", "X-Real-Ip"):
+            r = await c.get("/", headers={name: "fe80::1%<img src=x>"})
+            assert r.json()["ip"] == "10.0.0.1"
+    lines = [r.getMessage() for r in caplog.records if r.name == "trioweb.access"]
+    assert len(lines) == 2
+    assert not any("img" in line for line in lines)
 
 
 @settings(max_examples=300, deadline=None)

@@ -198,6 +198,20 @@ def test_malformed_values_give_none(value: str | bytes | None) -> None:
     assert get_signature_key_version(value) is None
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"2|" + b"1" * 5000 + b":x",
+        b"2|1:0|5000:" + b"9" * 5000 + b"|3:key|8:dmFsdWU=|sig",
+        b"2|5000:" + b"9" * 5000 + b"|10:1300000000|3:key|8:dmFsdWU=|sig",
+    ],
+)
+def test_digit_runs_past_int_limit_give_none(value: bytes) -> None:
+    # int() raises ValueError past 4300 digits: the fields are bounded first.
+    assert decode_signed_value(SECRET, "key", value, clock=clock) is None
+    assert get_signature_key_version(value) is None
+
+
 # -- expiry and versions ------------------------------------------------------------
 
 

@@ -230,6 +230,32 @@ async def test_mismatch_is_403_and_says_so(caplog: pytest.LogCaptureFixture) -> 
     assert "does not match" in message
 
 
+LONG_TIMESTAMP = "2|00000000|00|" + "9" * 5000
+
+
+async def test_digit_run_past_int_limit_is_a_bad_format(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # int() raises ValueError past 4300 digits: the timestamp is bounded first.
+    assert decode_xsrf_token(LONG_TIMESTAMP) is None
+    cookie, _ = await mint()
+    r = await request(
+        "POST", cookie=f"_xsrf={cookie}", headers={"X-Xsrftoken": LONG_TIMESTAMP}
+    )
+    assert r.status == 403
+    (message,) = warnings(caplog)
+    assert "invalid format" in message
+
+
+async def test_digit_run_past_int_limit_in_the_cookie_is_replaced() -> None:
+    r = await request("GET", cookie=f"_xsrf={LONG_TIMESTAMP}")
+    assert r.status == 200
+    assert decode_xsrf_token(r.text) is not None
+    (set_cookie,) = r.headers.get_list("Set-Cookie")
+    _, value = cookie_from_set_cookie(set_cookie)
+    assert value != LONG_TIMESTAMP
+
+
 async def test_malformed_cookie_counts_as_missing() -> None:
     _, token = await mint()
     r = await request("POST", cookie="_xsrf=2|not|a|token", token=token)

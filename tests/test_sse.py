@@ -203,6 +203,33 @@ async def test_a_client_that_stops_reading_gets_the_write_timeout(
     assert log == ["ended after 7s"]
 
 
+async def test_a_normal_exit_lets_a_ping_in_flight_finish(
+    autojump_clock: trio.abc.Clock, no_tracebacks: None
+) -> None:
+    # Regression: the end of the block cancelled the pinger while its
+    # flush() waited on a slow reader; the cut send made the engine abort
+    # the response (444, no last chunk) of a client that was still there.
+    class Feed(RequestHandler):
+        async def get(self) -> None:
+            async with self.event_stream(ping_interval=1) as events:
+                await events.send("first")
+                await trio.sleep(1.5)  # the ping (at 1s) is still being sent
+
+    async with TestClient(
+        Application([("/feed", Feed)]),
+        stream_pair=trio.testing.lockstep_stream_pair,
+    ) as client:
+        conn = await client.raw()
+        await conn.send(b"GET /feed HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = await conn.receive()  # the head
+        while b"data: first" not in received:
+            received += await conn.receive()
+        await trio.sleep(3)  # a slow reader, but still reading
+        received += await conn.receive_until_closed()
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.endswith(b": ping\n\n\r\n0\r\n\r\n")
+
+
 async def test_events_are_never_compressed() -> None:
     class Events(RequestHandler):
         async def get(self) -> None:

@@ -59,17 +59,28 @@ def stream_request_body(cls: _T) -> _T:
     return cls
 
 
+# The first two bytes of every gzip member (RFC 1952 2.3.1).
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 class Decompressor:
     """Decode a ``gzip`` or ``deflate`` body incrementally, its output capped.
 
     ``max_size`` bounds the decoded total: one byte more raises
     ``HTTPError(413)`` without inflating further. Corrupt data is a 400.
+    A gzip body may hold several members, one after the other (RFC 1952
+    2.2): each is decoded, the cap counting them all; anything after the
+    last member that is not another one is a 400, as is anything after a
+    deflate stream.
     """
 
     def __init__(self, encoding: str, max_size: int) -> None:
         # 31: a gzip header and trailer; 15: zlib's (what HTTP calls
         # "deflate").
-        self._zlib = zlib.decompressobj(31 if encoding == "gzip" else 15)
+        self._wbits = 31 if encoding == "gzip" else 15
+        self._zlib = zlib.decompressobj(self._wbits)
+        # Bytes after a finished member, too few yet to tell a new one.
+        self._between = b""
         self.encoding = encoding
         self.max_size = max_size
         self.size = 0
@@ -79,6 +90,10 @@ class Decompressor:
         pieces = []
         pending = data
         while pending:
+            if self._zlib.eof:
+                pending = self._next_member(pending)
+                if not pending:
+                    break
             try:
                 piece = self._zlib.decompress(pending, _PIECE)
             except zlib.error as exc:
@@ -92,12 +107,37 @@ class Decompressor:
             self._count(piece)
             if piece:
                 pieces.append(piece)
-            pending = self._zlib.unconsumed_tail
+            # At the end of a stream what follows it is unused_data (and
+            # unconsumed_tail may still hold the same bytes: not both).
+            if self._zlib.eof:
+                pending = self._zlib.unused_data
+            else:
+                pending = self._zlib.unconsumed_tail
         return pieces
+
+    def _next_member(self, data: bytes) -> bytes:
+        # What follows a finished stream: another gzip member (its magic
+        # number first), or garbage. Returns the bytes to decode; empty
+        # while the magic number is not all there yet.
+        rest = self._between + data
+        if self.encoding == "gzip" and len(rest) < 2 and _GZIP_MAGIC.startswith(rest):
+            self._between = rest
+            return b""
+        if self.encoding != "gzip" or not rest.startswith(_GZIP_MAGIC):
+            raise HTTPError(
+                400,
+                "%d bytes of garbage after the %s request body",
+                len(rest),
+                self.encoding,
+                reason=f"Trailing garbage after the {self.encoding} request body",
+            )
+        self._between = b""
+        self._zlib = zlib.decompressobj(self._wbits)
+        return rest
 
     def flush(self) -> bytes:
         """Whatever is left at the end of the body."""
-        if not self._zlib.eof:
+        if not self._zlib.eof or self._between:
             raise HTTPError(
                 400,
                 "%s request body is truncated",

@@ -14,11 +14,16 @@ hold:
   ``text/event-stream`` is not: each event must reach the client alone;
 * it is at least :data:`MIN_SIZE` bytes, when the size is known (a streamed
   response of unknown length is compressed, flush by flush);
-* it has a body: not HEAD, not 1xx/204/304, not a 206 range (a range is of
-  the identity bytes), and it has no ``Content-Encoding`` already.
+* it has a body: not 1xx/204/304, not a 206 range (a range is of the
+  identity bytes), and it has no ``Content-Encoding`` already.
+
+A HEAD is decided as its GET would be (RFC 9110 9.3.2: the same header
+fields), on the body the handler wrote, or on the declared
+``Content-Length`` when the body is not there (see :func:`head_body_missing`).
 
 Every compressible response gets ``Vary: Accept-Encoding``, compressed or
-not, so that caches keep the variants apart. A compressed response's
+not, so that caches keep the variants apart; so does a 304 that stands for
+such a response (:func:`vary_not_modified`). A compressed response's
 ``Etag`` gets the coding as a suffix (``"abc"`` -> ``"abc-gzip"``): RFC 9110
 8.8.3 says different representations need different strong tags;
 :func:`etag_matches_encoded` lets a revalidation with either tag get 304.
@@ -45,10 +50,12 @@ __all__ = [
     "available_codings",
     "encoded_etag",
     "etag_matches_encoded",
+    "head_body_missing",
     "is_compressible",
     "matching_etag",
     "negotiate",
     "start_encoding",
+    "vary_not_modified",
 ]
 
 #: Bodies smaller than this are sent as they are: a few hundred bytes saved
@@ -205,6 +212,38 @@ def _add_vary(headers: HTTPHeaders) -> None:
     headers["Vary"] = f"{current}, Accept-Encoding" if current else "Accept-Encoding"
 
 
+def _declared_length(headers: HTTPHeaders) -> int | None:
+    declared = headers.get("Content-Length")
+    # Bounded before int(): past 4300 digits int() raises.
+    if declared is None or not declared.isdigit() or len(declared) > 20:
+        return None
+    return int(declared)
+
+
+def head_body_missing(method: str, response_headers: HTTPHeaders, body: bytes) -> bool:
+    """Whether a HEAD response declares a body it does not hold.
+
+    A static file's HEAD sets the file's ``Content-Length`` and reads
+    nothing: its GET would stream the file, so compression is decided on
+    the declared length (``end=False`` to :func:`start_encoding`), and a
+    compressed HEAD has no ``Content-Length``, as its GET has none.
+    """
+    if method != "HEAD":
+        return False
+    declared = _declared_length(response_headers)
+    return declared is not None and len(body) < declared
+
+
+def vary_not_modified(response_headers: HTTPHeaders) -> None:
+    """Give a 304 the ``Vary`` its 200 would have (RFC 9110 15.4.5).
+
+    Call it before the representation headers are cleared: whether the 200
+    varies on ``Accept-Encoding`` depends on its ``Content-Type``.
+    """
+    if is_compressible(response_headers.get("Content-Type", "")):
+        _add_vary(response_headers)
+
+
 def start_encoding(
     *,
     method: str,
@@ -228,15 +267,10 @@ def start_encoding(
     if not is_compressible(response_headers.get("Content-Type", "")):
         return None
     _add_vary(response_headers)
-    if method == "HEAD" or "Content-Encoding" in response_headers:
+    # HEAD is not excluded: its header fields are GET's (RFC 9110 9.3.2).
+    if "Content-Encoding" in response_headers:
         return None
-    declared = response_headers.get("Content-Length")
-    if end:
-        size: int | None = len(body)
-    elif declared is not None and declared.isdigit():
-        size = int(declared)
-    else:
-        size = None
+    size = len(body) if end else _declared_length(response_headers)
     if size is not None and size < min_size:
         return None
     coding = negotiate(request_headers.get("Accept-Encoding", ""))

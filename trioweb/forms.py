@@ -147,10 +147,18 @@ def _decode_rfc5987(value: str) -> str | None:
     _language, sep2, encoded = rest.partition("'")
     if not (sep1 and sep2):
         return None
-    try:
-        return urllib.parse.unquote_to_bytes(encoded).decode(charset.strip() or "utf-8")
-    except (LookupError, UnicodeDecodeError):
+    # Only the two charsets RFC 8187 names: the client must not pick any
+    # Python codec (unicode_escape, utf-7, ... would decode what it likes).
+    codec = _RFC8187_CHARSETS.get(charset.strip().lower() or "utf-8")
+    if codec is None:
         return None
+    try:
+        return urllib.parse.unquote_to_bytes(encoded).decode(codec)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+_RFC8187_CHARSETS = {"utf-8": "utf-8", "iso-8859-1": "iso-8859-1"}
 
 
 def media_type(content_type: str) -> str:

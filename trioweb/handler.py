@@ -475,10 +475,17 @@ class RequestHandler:
             if status in (204, 304) or 100 <= status < 200:
                 if body:
                     raise RuntimeError(f"cannot send a body with status {status}")
+                if status == 304 and self.settings.get("compress_response"):
+                    compression.vary_not_modified(self._headers)
                 self._clear_representation_headers()
             else:
-                body = self._start_encoding(body, end=True)
-                if "Content-Length" not in self._headers:
+                # A HEAD whose body GET would stream (a static file's) is
+                # decided, and framed, as that GET: no compressed length.
+                streamed = compression.head_body_missing(
+                    self.request.method, self._headers, body
+                )
+                body = self._start_encoding(body, end=not streamed)
+                if "Content-Length" not in self._headers and not streamed:
                     self._headers["Content-Length"] = str(len(body))
             # Finished from here on, unless the head is refused before
             # anything is sent: then the caller's error page still can be.
@@ -1256,8 +1263,9 @@ class RedirectHandler(RequestHandler):
     """Redirects every GET to ``url`` (``{0}``-style path-argument templates).
 
     ``(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})``. A target that
-    cannot be a ``Location`` (a path argument decoded to CR or LF, say) is
-    the client's doing: a 400, logged as one WARNING line.
+    cannot be a ``Location`` (a path argument decoded to CR or LF, say), or
+    that a path argument made offsite (``/old//evil.example`` with
+    ``"/{0}"``), is the client's doing: a 400, logged as one WARNING line.
     """
 
     def initialize(self, url: str = "/", permanent: bool = True, **kwargs: Any) -> None:
@@ -1271,4 +1279,9 @@ class RedirectHandler(RequestHandler):
         # As redirect() will encode it: only what is left unsendable is bad.
         if not is_valid_header_value(_NON_ASCII.sub(_percent_encode, to_url)):
             raise HTTPError(400, "cannot redirect to %r", to_url[:200])
+        # A path argument that turns "/{0}" into "//evil.example" is the
+        # client's doing too; a template that is offsite by itself is the
+        # application's, and redirect() says so.
+        if is_offsite_redirect(to_url) and not is_offsite_redirect(self._url):
+            raise HTTPError(400, "refusing offsite redirect to %r", to_url[:200])
         await self.redirect(to_url, permanent=self._permanent)

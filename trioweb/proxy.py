@@ -65,7 +65,9 @@ class TrustedProxies:
             return True
         if self.always:
             return True
-        address = _ip(host) if isinstance(host, str) else None
+        # The peer's own address comes from the socket: a link-local peer
+        # has its interface as scope id, which says nothing about trust.
+        address = _ip(host.partition("%")[0]) if isinstance(host, str) else None
         if address is None:
             return False
         return any(address in network for network in self._networks)
@@ -76,6 +78,11 @@ class TrustedProxies:
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # A scope id ("fe80::1%eth0") is free text to ipaddress: from a header
+    # it would carry anything into remote_ip and the access log. No proxy
+    # forwards one, so such an address is not an IP.
+    if "%" in text:
+        return None
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:

@@ -66,8 +66,11 @@ Secret = str | bytes | Mapping[int, str | bytes]
 # which base64's 4-character groups make at least 1000: so 1..999 is a
 # version, anything else is v1 -- the rule Tornado reads values by.
 _VERSION_PREFIX = re.compile(rb"([1-9][0-9]{0,2})\|")
-_DIGITS = re.compile(rb"[0-9]+")
-_INTEGER = re.compile(rb"-?[0-9]+")
+# The numbers a client sends (lengths, key versions, timestamps) are bounded
+# before int(): past 4300 digits int() raises ValueError, and no real length
+# or Unix time needs more than 20 -- a longer run is a malformed value.
+_DIGITS = re.compile(rb"[0-9]{1,20}")
+_INTEGER = re.compile(rb"-?[0-9]{1,20}")
 _SECONDS_PER_DAY = 86400
 
 

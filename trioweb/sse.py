@@ -172,11 +172,16 @@ async def open_event_stream(
             nursery.start_soon(stream._keep_alive)
             try:
                 yield stream
+                # A normal exit: a ping already in flush() (a slow reader) is
+                # let finish -- cancelled mid-send it would cut the framing,
+                # and the engine would abort the response of a client still
+                # there. An error or a cancellation stops the pinger at once.
+                async with stream._lock:
+                    nursery.cancel_scope.cancel()
             except BaseException as exc:
                 body_error = exc
-                raise
-            finally:
                 nursery.cancel_scope.cancel()
+                raise
     except BaseExceptionGroup as group:
         # The block's own exception comes out as itself -- the handler's
         # `except trio.Cancelled` or `except StreamClosedError` must see

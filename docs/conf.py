@@ -123,7 +123,9 @@ def _drop_object_base(
     app: Any, name: str, obj: Any, options: Any, bases: list[type]
 ) -> None:
     # "Bases: object" tells a reader nothing; exceptions keep their base.
-    if bases == [object]:
+    # Neither do RequestHandler's mixins (its methods grouped by module):
+    # api.rst documents their methods as RequestHandler's own.
+    if bases == [object] or obj is trioweb.RequestHandler:
         bases.clear()
 
 

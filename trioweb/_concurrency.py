@@ -7,12 +7,14 @@ import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import attrs
 import trio
 
 __all__ = [
     "SideNursery",
+    "maybe_await",
     "open_closable_side_nursery",
     "open_side_nursery",
     "run_hook",
@@ -130,3 +132,14 @@ async def run_hook(
             seconds,
             setting,
         )
+
+
+async def maybe_await(value: Any) -> Any:
+    """Await ``value`` if it is awaitable; return it (or its result).
+
+    Lets the hooks users write (``prepare()``, the HTTP methods,
+    ``write_error()``, ...) be plain functions or coroutines, as they prefer.
+    """
+    if inspect.isawaitable(value):
+        return await value
+    return value

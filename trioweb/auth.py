@@ -2,9 +2,10 @@
 protection, logins, security headers.
 
 :mod:`trioweb.security` holds the rules as pure functions; this module reads
-them from the application's settings and a request, and
-:class:`~trioweb.RequestHandler` calls it from thin methods with Tornado's
-names (``xsrf_token``, ``check_xsrf_cookie()``, ``current_user``, ...).
+them from the application's settings and a request, and its
+:class:`HandlerSecurity`, which :class:`~trioweb.RequestHandler` inherits,
+offers them as thin methods with Tornado's names (``xsrf_token``,
+``check_xsrf_cookie()``, ``current_user``, ``set_signed_cookie()``, ...).
 ``docs/security.md`` explains each protection and setting.
 
 The order of the checks for a request, all before ``prepare()``:
@@ -19,6 +20,7 @@ The order of the checks for a request, all before ``prepare()``:
 
 from __future__ import annotations
 
+import datetime
 import functools
 import inspect
 import logging
@@ -29,14 +31,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import HTTPError
 from .security import (
+    SafeHTML,
     Secret,
     SecurityHeaders,
     XSRFToken,
     check_cross_origin,
+    create_signed_value,
+    decode_signed_value,
     decode_xsrf_token,
     encode_xsrf_token,
+    get_signature_key_version,
     new_xsrf_token,
     security_headers_from_setting,
+    xsrf_form_html,
     xsrf_tokens_match,
 )
 
@@ -205,6 +212,9 @@ def cross_origin_error(
 
 # -- the current user ------------------------------------------------------------
 
+#: ``current_user`` before ``get_current_user()`` was called.
+UNKNOWN_USER: Any = object()
+
 
 def loads_user_async(get_current_user: Callable[[], Any]) -> bool:
     """Whether ``get_current_user`` is a coroutine function (awaited early)."""
@@ -291,3 +301,194 @@ def security_header_fields(
     choice = override if override is not None else settings.get("security_headers")
     headers: SecurityHeaders | None = security_headers_from_setting(choice)
     return headers.headers(https) if headers is not None else []
+
+
+# -- RequestHandler's security methods ---------------------------------------------
+
+
+class HandlerSecurity:
+    """The security methods of :class:`~trioweb.RequestHandler`: signed
+    cookies, the current user, XSRF tokens, trusted origins."""
+
+    if TYPE_CHECKING:
+        # What these methods use of RequestHandler (handler.py), for mypy.
+        request: HTTPServerRequest
+        _current_user: Any
+        _xsrf: XSRF | None
+
+        @property
+        def settings(self) -> dict[str, Any]: ...
+
+        def get_cookie(self, name: str, default: str | None = None) -> str | None: ...
+
+        def set_cookie(
+            self,
+            name: str,
+            value: str | bytes,
+            domain: str | None = None,
+            expires: float | datetime.datetime | None = None,
+            path: str = "/",
+            expires_days: float | None = None,
+            *,
+            max_age: int | None = None,
+            httponly: bool = False,
+            secure: bool = False,
+            samesite: str | None = None,
+        ) -> None: ...
+
+        def get_argument(
+            self, name: str, default: Any = ..., strip: bool = True
+        ) -> Any: ...
+
+    def create_signed_value(
+        self, name: str, value: str | bytes, version: int | None = None
+    ) -> bytes:
+        """Sign ``value`` with the ``cookie_secret`` setting (for ``name``).
+
+        What :meth:`set_signed_cookie` sends; use it to sign values that
+        travel another way. Without ``cookie_secret`` it raises
+        :exc:`RuntimeError` naming the setting to add.
+        """
+        secret, key_version = signing_key(self.settings)
+        return create_signed_value(
+            secret, name, value, version=version or 2, key_version=key_version
+        )
+
+    def set_signed_cookie(
+        self,
+        name: str,
+        value: str | bytes,
+        expires_days: float | None = 30,
+        version: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Set a cookie the client can read but not forge (Tornado's format).
+
+        Signed with the ``cookie_secret`` setting (the ``key_version``
+        key of a dict); ``kwargs`` are :meth:`set_cookie`'s. Read it back
+        with :meth:`get_signed_cookie`. Signed is not encrypted: do not
+        store secrets in it.
+        """
+        self.set_cookie(
+            name,
+            self.create_signed_value(name, value, version),
+            expires_days=expires_days,
+            **kwargs,
+        )
+
+    def get_signed_cookie(
+        self,
+        name: str,
+        value: str | None = None,
+        max_age_days: float = 31,
+        min_version: int | None = None,
+    ) -> bytes | None:
+        """The value of signed cookie ``name`` as bytes, or None.
+
+        None when the cookie is missing, forged, signed for another name, or
+        older than ``max_age_days``; ``min_version=2`` refuses version 1
+        cookies. ``value`` checks that text instead of the request's cookie.
+        """
+        secret, _ = signing_key(self.settings)
+        if value is None:
+            value = self.get_cookie(name)
+        return decode_signed_value(secret, name, value, max_age_days, min_version)
+
+    def get_signed_cookie_key_version(
+        self, name: str, value: str | None = None
+    ) -> int | None:
+        """The key version signed cookie ``name`` claims (not verified)."""
+        if value is None:
+            value = self.get_cookie(name)
+        return get_signature_key_version(value)
+
+    # Tornado's names before 6.3.
+    set_secure_cookie = set_signed_cookie
+    get_secure_cookie = get_signed_cookie
+    get_secure_cookie_key_version = get_signed_cookie_key_version
+
+    @property
+    def current_user(self) -> Any:
+        """The logged-in user, from :meth:`get_current_user`, once per request.
+
+        Assign to it to log a user in for the rest of the request.
+        """
+        if self._current_user is UNKNOWN_USER:
+            self._current_user = call_sync_user_loader(self.get_current_user)
+        return self._current_user
+
+    @current_user.setter
+    def current_user(self, value: Any) -> None:
+        self._current_user = value
+
+    def get_current_user(self) -> Any:
+        """Return the logged-in user, or None (override it; may be async).
+
+        A plain method is called the first time ``self.current_user`` is
+        read. An ``async def`` one is awaited before ``prepare()``, so it
+        can query a database.
+        """
+        return None
+
+    def get_login_url(self) -> str:
+        """Where ``@authenticated`` sends visitors: the ``login_url`` setting."""
+        login_url = self.settings.get("login_url")
+        if not login_url:
+            raise RuntimeError(
+                "@authenticated needs the login_url application setting "
+                "(Application(..., login_url='/login')) or a get_login_url() "
+                "override"
+            )
+        return str(login_url)
+
+    def _xsrf_state(self) -> XSRF:
+        if self._xsrf is None:
+            name = self.settings.get("xsrf_cookie_name", "_xsrf")
+            self._xsrf = XSRF(self.settings, self.get_cookie(name))
+        return self._xsrf
+
+    @property
+    def xsrf_token(self) -> bytes:
+        """This response's XSRF token; sets the XSRF cookie if needed.
+
+        Masked anew for each response (against BREACH), it validates against
+        the cookie as long as the cookie lives. Put it in forms with
+        :meth:`xsrf_form_html`, or send it as an ``X-Xsrftoken`` header.
+        """
+        xsrf = self._xsrf_state()
+        user = self._current_user
+        if user is UNKNOWN_USER:
+            # An async loader not awaited yet (an error page): nobody.
+            async_loader = loads_user_async(self.get_current_user)
+            user = None if async_loader else self.current_user
+        token, cookie_kwargs = xsrf.mint(self.settings, logged_in=bool(user))
+        if cookie_kwargs is not None:
+            self.set_cookie(xsrf.cookie_name, token, **cookie_kwargs)
+        return token
+
+    def xsrf_form_html(self) -> SafeHTML:
+        """``<input type="hidden" name="_xsrf" value="...">`` for a form.
+
+        A ``str`` with ``__html__``: Jinja2 inserts it without escaping.
+        """
+        return xsrf_form_html(self.xsrf_token)
+
+    def check_xsrf_cookie(self) -> None:
+        """403 unless the request's XSRF token matches its XSRF cookie.
+
+        Run automatically before ``prepare()`` for unsafe methods when the
+        ``xsrf_cookies`` setting is on. The token is read from the ``_xsrf``
+        argument or the ``X-Xsrftoken`` / ``X-Csrftoken`` header.
+        """
+        submitted = submitted_xsrf_token(self.request, self.get_argument("_xsrf", None))
+        self._xsrf_state().check(submitted, self.request.method)
+
+    def check_trusted_origin(self, origin: str) -> bool:
+        """Whether a cross-origin request from ``origin`` is allowed.
+
+        Called by cross-origin protection for unsafe requests that come
+        from another origin. The default: ``origin`` is in the
+        ``trusted_origins`` setting. Return True to accept any origin (only
+        for endpoints that do not rely on cookies).
+        """
+        return origin in self.settings.get("trusted_origins", ())

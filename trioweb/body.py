@@ -12,21 +12,26 @@ the first read). This module is the web layer's side of it:
 * :class:`Decompressor`: ``Content-Encoding: gzip``/``deflate`` decoded as it
   streams (the ``decompress_request`` setting), its output capped by the
   same ``max_body_size``, so a gzip bomb is a 413 before it is inflated;
-* :func:`stream_request_body`, Tornado's class decorator.
+* :func:`stream_request_body`, Tornado's class decorator, and
+  :class:`HandlerBody`, from which :class:`~trioweb.RequestHandler` inherits
+  ``data_received()`` and the reading of the body before or after
+  ``prepare()``.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
+from ._concurrency import maybe_await
 from .errors import HTTPError, HTTPInputError
 
 if TYPE_CHECKING:
     from .http1 import Exchange
+    from .request import HTTPServerRequest
 
-__all__ = ["BodyStream", "Decompressor", "stream_request_body"]
+__all__ = ["BodyStream", "Decompressor", "HandlerBody", "stream_request_body"]
 
 _T = TypeVar("_T", bound=type)
 
@@ -233,3 +238,42 @@ class BodyStream:
     async def read(self) -> bytes:
         """The rest of the body, in one piece."""
         return b"".join([chunk async for chunk in self])
+
+
+# -- RequestHandler's body methods ------------------------------------------------
+
+
+class HandlerBody:
+    """How :class:`~trioweb.RequestHandler` reads a request body: whole
+    before ``prepare()``, or streamed after it (``stream_request_body``)."""
+
+    if TYPE_CHECKING:
+        # What these methods use of RequestHandler (handler.py), for mypy.
+        request: HTTPServerRequest
+        _exchange: Exchange
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """Receive a chunk of a streamed body (Tornado style; may be async).
+
+        Called, for a class decorated with :func:`trioweb.stream_request_body`
+        that overrides it, with each chunk after ``prepare()`` and before
+        the method. A streaming class that does not override it reads
+        ``async for chunk in self.request.stream():`` instead.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} streams its body but neither overrides "
+            "data_received() nor reads self.request.stream()"
+        )
+
+    async def _read_body(self) -> None:
+        if self._exchange.has_body:
+            self.request.body = await self.request.stream().read()
+
+    async def _stream_body(self) -> None:
+        # After prepare(), which may have changed request.max_body_size: a
+        # declared length over it is a 413 before any byte (or 100 Continue).
+        check_declared_length(self._exchange)
+        if type(self).data_received is HandlerBody.data_received:
+            return
+        async for chunk in self.request.stream():
+            await maybe_await(self.data_received(chunk))

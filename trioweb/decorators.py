@@ -23,8 +23,9 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._concurrency import maybe_await
 from .errors import HTTPError
-from .handler import RequestHandler, _maybe_await
+from .handler import RequestHandler
 
 __all__ = ["addslash", "removeslash"]
 
@@ -54,7 +55,7 @@ def removeslash(method: F) -> F:
         if path.endswith("/") and path.rstrip("/"):
             await _redirect_or_404(self, _local(path.rstrip("/")))
             return
-        await _maybe_await(method(self, *args, **kwargs))
+        await maybe_await(method(self, *args, **kwargs))
 
     return wrapper  # type: ignore[return-value]
 
@@ -68,6 +69,6 @@ def addslash(method: F) -> F:
         if not path.endswith("/"):
             await _redirect_or_404(self, _local(path + "/"))
             return
-        await _maybe_await(method(self, *args, **kwargs))
+        await maybe_await(method(self, *args, **kwargs))
 
     return wrapper  # type: ignore[return-value]

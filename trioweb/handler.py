@@ -26,25 +26,25 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import inspect
 import json
 import logging
-import math
 import re
-import traceback
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
-from . import _files, auth, compression, sse, templates
+from . import auth, compression, sse
+from ._concurrency import maybe_await as _maybe_await  # the name it had here
 from ._concurrency import run_hook
-from .body import check_declared_length
-from .cookies import format_set_cookie
+from .auth import HandlerSecurity
+from .body import HandlerBody
 from .dates import format_timestamp
-from .errors import Finish, HTTPError, MissingArgumentError, StreamClosedError
+from .errors import HTTPError
+from .handler_arguments import HandlerArguments
+from .handler_cookies import HandlerCookies
+from .handler_errors import HandlerErrors
 from .httputil import (
     HTTPHeaders,
     is_valid_header_name,
@@ -53,15 +53,9 @@ from .httputil import (
     reason_phrase,
     url_concat,
 )
-from .overload import Overloaded, check_handler_class, run_handler
-from .security import (
-    SafeHTML,
-    create_signed_value,
-    decode_signed_value,
-    get_signature_key_version,
-    is_offsite_redirect,
-    xsrf_form_html,
-)
+from .overload import HandlerLimits, run_handler
+from .security import is_offsite_redirect
+from .templates import HandlerTemplates
 
 if TYPE_CHECKING:
     from .app import Application
@@ -72,19 +66,11 @@ __all__ = ["ErrorHandler", "RedirectHandler", "RequestHandler"]
 
 app_log = logging.getLogger("trioweb.error")
 
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-
-_ARG_DEFAULT: Any = object()
-# Tornado replaces these control characters in arguments with spaces: they
-# have no business in form values and confuse logs and terminals.
-_REMOVE_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 # Control characters would split the status line, which is latin-1 on the
 # wire: a reason with them is a bug to report. "<" is merely suspicious (it
 # would be markup in the error page) and becomes "Unknown", as in Tornado.
 _UNSENDABLE_REASON = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 _ODD_REASON = re.compile(r"[<\t]")
-# current_user before get_current_user() was called.
-_UNKNOWN_USER: Any = object()
 _SERVER_HEADER = "trioweb/0.1"
 
 
@@ -110,15 +96,22 @@ def _unsupported(*args: Any, **kwargs: Any) -> NoReturn:
     raise HTTPError(405)
 
 
-async def _maybe_await(value: Any) -> Any:
-    # Lets prepare(), the HTTP methods, on_finish() and write_error() be
-    # plain functions or coroutines, as users prefer.
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-class RequestHandler:
+# Most of Tornado's methods live beside the concept they serve, each group in
+# a mixin of its own module that declares (for mypy only) what it uses of
+# this class: deadlines and concurrency (overload.py), the request body
+# (body.py), error pages (handler_errors.py), arguments
+# (handler_arguments.py), cookies (handler_cookies.py), signed cookies, XSRF
+# and logins (auth.py), templates (templates.py). Here: the request's run,
+# status and headers, and output.
+class RequestHandler(
+    HandlerLimits,
+    HandlerBody,
+    HandlerErrors,
+    HandlerArguments,
+    HandlerCookies,
+    HandlerSecurity,
+    HandlerTemplates,
+):
     """Base class for request handlers: subclass it and define ``get()`` etc.
 
     Class attributes you may set:
@@ -170,38 +163,6 @@ class RequestHandler:
     path_args: list[str | None]
     path_kwargs: dict[str, str | None]
 
-    # -- deadlines and overload (trioweb.overload) ----------------------------
-
-    #: Seconds the request may run (body read, prepare, method, finish);
-    #: past it the handler is cancelled and the client gets 503. None: the
-    #: Application's ``request_timeout`` setting (default: no deadline);
-    #: ``math.inf``: no deadline whatever the setting says.
-    request_timeout: float | None = None
-    #: At most this many requests of this class run at once (None: no limit).
-    max_concurrency: int | None = None
-    #: Seconds a request over ``max_concurrency`` may wait for a slot before
-    #: it is answered 503; 0 sheds it at once.
-    max_queue_time: float = 0.0
-    #: The ``Retry-After`` (seconds) sent with a shed request's 503.
-    retry_after: int = 1
-    _deadline: float = math.inf
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        check_handler_class(cls)
-
-    @property
-    def deadline(self) -> float:
-        """The :func:`trio.current_time` by which this request must be done.
-
-        ``math.inf`` when it has no ``request_timeout``. Pass what is left on
-        to your own calls so they give up in time::
-
-            with trio.move_on_at(self.deadline - 0.1):
-                rows = await db.query(...)
-        """
-        return self._deadline
-
     def __init__(
         self,
         application: Application,
@@ -215,7 +176,7 @@ class RequestHandler:
         self._finished = False
         self._prepared = False
         self._new_cookie: dict[str, str] = {}
-        self._current_user: Any = _UNKNOWN_USER
+        self._current_user: Any = auth.UNKNOWN_USER
         self._xsrf: auth.XSRF | None = None
         self.path_args = []
         self.path_kwargs = {}
@@ -574,45 +535,8 @@ class RequestHandler:
         # A client may revalidate with the tag of the compressed variant.
         return compression.etag_matches_encoded(if_none_match, etag)
 
-    # -- static files, templates, compression, server-sent events ------------
-    # Thin doors: the logic lives in _files.py/static.py, templates.py,
-    # compression.py and sse.py.
-
-    def static_url(self, path: str, include_version: bool = True) -> str:
-        """The URL of static file ``path`` (``static_path`` setting).
-
-        ``/static/css/site.css?v=<content hash>``: the hash is computed once
-        per version of the file, and a versioned URL is served with
-        ``Cache-Control: max-age=31536000, immutable``.
-        """
-        return _files.static_url(self.settings, path, include_version)
-
-    def reverse_url(self, name: str, *args: Any) -> str:
-        """``self.application.reverse_url(name, *args)``."""
-        return self.application.reverse_url(name, *args)
-
-    def get_template_namespace(self) -> dict[str, Any]:
-        """The names every template sees (override it to add your own).
-
-        ``handler``, ``request``, ``settings``, ``current_user``,
-        ``static_url``, ``reverse_url``, and ``xsrf_form_html`` /
-        ``xsrf_token`` when the handler has them.
-        """
-        return templates.namespace_for(self)
-
-    def render_string(self, template_name: str, **kwargs: Any) -> str:
-        """Render template ``template_name`` with ``kwargs`` and return it."""
-        return templates.render(self, template_name, None, kwargs)
-
-    async def render(self, template_name: str, **kwargs: Any) -> None:
-        """Render template ``template_name`` and finish the response with it.
-
-        A ``write()`` after it raises :exc:`RuntimeError`: the response is
-        complete. A template error is a 500 (with the template name and line
-        in the traceback when ``debug`` is on).
-        """
-        html = self.render_string(template_name, **kwargs)
-        await self.finish(html)
+    # -- server-sent events, compression -------------------------------------
+    # Thin doors: the logic lives in sse.py and compression.py.
 
     def event_stream(
         self, ping_interval: float = sse.PING_INTERVAL
@@ -644,450 +568,6 @@ class RequestHandler:
             return body
         return self._encoder.compress(body, end=end)
 
-    # -- errors ---------------------------------------------------------------
-
-    async def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
-        """Send an error page (via :meth:`write_error`) and finish.
-
-        If the headers were already sent, the error page cannot be; the
-        response is ended as it is and the error logged.
-        """
-        if self._headers_written:
-            app_log.error("cannot send error response after headers written")
-            if not self._finished:
-                try:
-                    await self.finish()
-                except Exception:
-                    app_log.error("failed to flush partial response", exc_info=True)
-            return
-        self.clear()
-        if self._current_user is _UNKNOWN_USER and auth.loads_user_async(
-            self.get_current_user
-        ):
-            # The request failed before the user was loaded: the error page
-            # is rendered for nobody rather than failing in turn.
-            self._current_user = None
-        reason = kwargs.get("reason")
-        exc_info = kwargs.get("exc_info")
-        if exc_info is not None:
-            exception = exc_info[1]
-            if isinstance(exception, HTTPError) and exception.reason:
-                reason = exception.reason
-        try:
-            self.set_status(status_code, reason=reason)
-        except ValueError:
-            # Too late to fail differently: keep the status, drop the reason.
-            app_log.error("unsafe reason for error %d", status_code, exc_info=True)
-            self.set_status(status_code, reason="Unknown")
-        if status_code == 405:
-            # RFC 9110 15.5.6: a 405 must say which methods would work.
-            self.set_header("Allow", ", ".join(self._allowed_methods()))
-        if exc_info is not None and isinstance(exc_info[1], Overloaded):
-            # RFC 9110 10.2.3: when the client may try again.
-            self.set_header("Retry-After", str(exc_info[1].retry_after))
-        try:
-            await _maybe_await(self.write_error(status_code, **kwargs))
-        except StreamClosedError:
-            raise
-        except Exception:
-            app_log.error("uncaught exception in write_error", exc_info=True)
-        if status_code in (204, 304) or status_code < 200:
-            # HTTPError(304) is a way to answer "not modified": the page
-            # write_error wrote cannot go with it.
-            self._write_buffer = []
-        if not self._finished:
-            await self.finish()
-
-    def write_error(self, status_code: int, **kwargs: Any) -> Awaitable[None] | None:
-        """Write the error page (override it; may be sync or async).
-
-        ``kwargs["exc_info"]`` is the exception's ``(type, value, traceback)``
-        when an exception caused the error. The default writes a small HTML
-        page, or the traceback as text when the ``serve_traceback`` (or
-        ``debug``) setting is on. An override may write() and return, or
-        ``await self.finish(...)`` itself.
-        """
-        exc_info = kwargs.get("exc_info")
-        if self.settings.get("serve_traceback") and exc_info:
-            self.set_header("Content-Type", "text/plain; charset=UTF-8")
-            for line in traceback.format_exception(*exc_info):
-                self.write(line)
-        else:
-            self.write(
-                f"<html><title>{status_code}: {self._reason}</title>"
-                f"<body>{status_code}: {self._reason}</body></html>"
-            )
-        return None
-
-    def log_exception(
-        self,
-        typ: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Log an exception that ended the request (override to customise).
-
-        An :exc:`HTTPError` is logged as one WARNING line when it has a
-        ``log_message`` and not at all otherwise; anything else as an ERROR
-        with its traceback.
-        """
-        if isinstance(value, HTTPError):
-            if value.log_message:
-                message = (
-                    value.log_message % value.args
-                    if value.args
-                    else (value.log_message)
-                )
-                app_log.warning(
-                    "%d %s: %s", value.status_code, self._request_summary(), message
-                )
-        else:
-            app_log.error(
-                "Uncaught exception %s\n%r",
-                self._request_summary(),
-                self.request,
-                exc_info=(typ, value, tb) if typ is not None else None,  # type: ignore[arg-type]
-            )
-
-    def _request_summary(self) -> str:
-        request = self.request
-        return f"{request.method} {request.uri} ({request.remote_ip or '-'})"
-
-    async def _handle_request_exception(self, exc: BaseException) -> None:
-        # An exception group out of the handler's own nursery that holds one
-        # exception is that exception, as far as the client is concerned.
-        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-            exc = exc.exceptions[0]
-        if isinstance(exc, Finish):
-            if self._finished:
-                return
-            try:
-                await self.finish(*exc.args)
-                return
-            except StreamClosedError:
-                return
-            except Exception as error:
-                # finish() refused what Finish carried (a body with a 204,
-                # say): a handler bug like any other.
-                exc = error
-        if isinstance(exc, StreamClosedError):
-            # The client left; nobody to answer and nothing to log.
-            return
-        exc_info: ExcInfo = (type(exc), exc, exc.__traceback__)
-        self.log_exception(*exc_info)
-        if self._exchange.finished:
-            return
-        if not self._headers_written:
-            status = exc.status_code if isinstance(exc, HTTPError) else 500
-            # If the client left meanwhile, there is nobody to show it to.
-            with contextlib.suppress(StreamClosedError):
-                await self.send_error(status, exc_info=exc_info)
-            return
-        # Too late for an error page, and ending the body normally would
-        # make a truncated response look complete (a cache would keep it):
-        # the connection is closed mid-body instead, the access log says 444.
-        self._finished = True
-        self._exchange.abort()
-
-    # -- input ----------------------------------------------------------------
-
-    def decode_argument(self, value: bytes, name: str | None = None) -> str:
-        """Decode an argument or path segment from bytes (override it).
-
-        The default decodes UTF-8 and answers 400 for invalid input.
-        """
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPError(
-                400, "Invalid unicode in %s: %r", name or "url", value[:40]
-            ) from None
-
-    def get_argument(
-        self, name: str, default: Any = _ARG_DEFAULT, strip: bool = True
-    ) -> Any:
-        """The last value of argument ``name`` from the query or a form body.
-
-        Without a ``default``, a missing argument is a 400
-        (:exc:`MissingArgumentError`).
-        """
-        return self._get_argument(name, default, self.request.arguments, strip)
-
-    def get_arguments(self, name: str, strip: bool = True) -> list[str]:
-        """Every value of argument ``name`` (an empty list if none)."""
-        return self._get_arguments(name, self.request.arguments, strip)
-
-    def get_query_argument(
-        self, name: str, default: Any = _ARG_DEFAULT, strip: bool = True
-    ) -> Any:
-        """Like :meth:`get_argument`, from the query string only."""
-        return self._get_argument(name, default, self.request.query_arguments, strip)
-
-    def get_query_arguments(self, name: str, strip: bool = True) -> list[str]:
-        """Like :meth:`get_arguments`, from the query string only."""
-        return self._get_arguments(name, self.request.query_arguments, strip)
-
-    def get_body_argument(
-        self, name: str, default: Any = _ARG_DEFAULT, strip: bool = True
-    ) -> Any:
-        """Like :meth:`get_argument`, from a form-encoded body only."""
-        return self._get_argument(name, default, self.request.body_arguments, strip)
-
-    def get_body_arguments(self, name: str, strip: bool = True) -> list[str]:
-        """Like :meth:`get_arguments`, from a form-encoded body only."""
-        return self._get_arguments(name, self.request.body_arguments, strip)
-
-    def _get_argument(
-        self, name: str, default: Any, source: dict[str, list[bytes]], strip: bool
-    ) -> Any:
-        values = self._get_arguments(name, source, strip)
-        if not values:
-            if default is _ARG_DEFAULT:
-                raise MissingArgumentError(name)
-            return default
-        return values[-1]
-
-    def _get_arguments(
-        self, name: str, source: dict[str, list[bytes]], strip: bool
-    ) -> list[str]:
-        values = []
-        for raw in source.get(name, ()):
-            text = self.decode_argument(raw, name=name)
-            # An override may return bytes (as Tornado allows): those are
-            # left as they are, bar the strip.
-            if isinstance(text, str):
-                text = _REMOVE_CONTROL_CHARS.sub(" ", text)
-            values.append(text.strip() if strip else text)
-        return values
-
-    # -- cookies --------------------------------------------------------------
-
-    def get_cookie(self, name: str, default: str | None = None) -> str | None:
-        """The value of the request cookie ``name``, or ``default``."""
-        morsel = self.request.cookies.get(name)
-        return morsel.value if morsel is not None else default
-
-    def set_cookie(
-        self,
-        name: str,
-        value: str | bytes,
-        domain: str | None = None,
-        expires: float | datetime.datetime | None = None,
-        path: str = "/",
-        expires_days: float | None = None,
-        *,
-        max_age: int | None = None,
-        httponly: bool = False,
-        secure: bool = False,
-        samesite: str | None = None,
-    ) -> None:
-        """Set a cookie on the response (sent with the headers).
-
-        ``expires_days`` is a shortcut for ``expires`` that many days from
-        now. Invalid names, values or attributes raise :exc:`ValueError`.
-        A cookie set once the headers were sent (by ``flush()`` or
-        ``finish()``) could no longer reach the client: that raises
-        :exc:`RuntimeError`.
-        """
-        if self._headers_written:
-            raise RuntimeError(
-                f"cannot set cookie {name!r}: the headers were already sent "
-                "(set cookies before the first flush() or finish())"
-            )
-        if isinstance(value, bytes):
-            # UTF-8, as Tornado decodes it: get_cookie() then gives the text
-            # back (a latin-1 decode would turn b"caf\xc3\xa9" into "cafÃ©").
-            value = value.decode("utf-8")
-        if expires_days is not None and expires is None:
-            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
-                days=expires_days
-            )
-        self._new_cookie[name] = format_set_cookie(
-            name,
-            value,
-            domain=domain,
-            expires=expires,
-            path=path,
-            max_age=max_age,
-            httponly=httponly,
-            secure=secure,
-            samesite=samesite,
-        )
-
-    def clear_cookie(
-        self, name: str, path: str = "/", domain: str | None = None, **kwargs: Any
-    ) -> None:
-        """Delete cookie ``name`` in the browser (expired, Max-Age=0).
-
-        Pass the same ``path`` and ``domain`` it was set with.
-        """
-        for forbidden in ("expires", "max_age", "expires_days"):
-            if forbidden in kwargs:
-                raise TypeError(
-                    f"clear_cookie() got an unexpected argument {forbidden!r}"
-                )
-        expires = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=365)
-        self.set_cookie(
-            name, "", domain=domain, path=path, expires=expires, max_age=0, **kwargs
-        )
-
-    # -- security: signed cookies, XSRF, logins (trioweb.auth, .security) ------
-
-    def create_signed_value(
-        self, name: str, value: str | bytes, version: int | None = None
-    ) -> bytes:
-        """Sign ``value`` with the ``cookie_secret`` setting (for ``name``).
-
-        What :meth:`set_signed_cookie` sends; use it to sign values that
-        travel another way. Without ``cookie_secret`` it raises
-        :exc:`RuntimeError` naming the setting to add.
-        """
-        secret, key_version = auth.signing_key(self.settings)
-        return create_signed_value(
-            secret, name, value, version=version or 2, key_version=key_version
-        )
-
-    def set_signed_cookie(
-        self,
-        name: str,
-        value: str | bytes,
-        expires_days: float | None = 30,
-        version: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Set a cookie the client can read but not forge (Tornado's format).
-
-        Signed with the ``cookie_secret`` setting (the ``key_version``
-        key of a dict); ``kwargs`` are :meth:`set_cookie`'s. Read it back
-        with :meth:`get_signed_cookie`. Signed is not encrypted: do not
-        store secrets in it.
-        """
-        self.set_cookie(
-            name,
-            self.create_signed_value(name, value, version),
-            expires_days=expires_days,
-            **kwargs,
-        )
-
-    def get_signed_cookie(
-        self,
-        name: str,
-        value: str | None = None,
-        max_age_days: float = 31,
-        min_version: int | None = None,
-    ) -> bytes | None:
-        """The value of signed cookie ``name`` as bytes, or None.
-
-        None when the cookie is missing, forged, signed for another name, or
-        older than ``max_age_days``; ``min_version=2`` refuses version 1
-        cookies. ``value`` checks that text instead of the request's cookie.
-        """
-        secret, _ = auth.signing_key(self.settings)
-        if value is None:
-            value = self.get_cookie(name)
-        return decode_signed_value(secret, name, value, max_age_days, min_version)
-
-    def get_signed_cookie_key_version(
-        self, name: str, value: str | None = None
-    ) -> int | None:
-        """The key version signed cookie ``name`` claims (not verified)."""
-        if value is None:
-            value = self.get_cookie(name)
-        return get_signature_key_version(value)
-
-    # Tornado's names before 6.3.
-    set_secure_cookie = set_signed_cookie
-    get_secure_cookie = get_signed_cookie
-    get_secure_cookie_key_version = get_signed_cookie_key_version
-
-    @property
-    def current_user(self) -> Any:
-        """The logged-in user, from :meth:`get_current_user`, once per request.
-
-        Assign to it to log a user in for the rest of the request.
-        """
-        if self._current_user is _UNKNOWN_USER:
-            self._current_user = auth.call_sync_user_loader(self.get_current_user)
-        return self._current_user
-
-    @current_user.setter
-    def current_user(self, value: Any) -> None:
-        self._current_user = value
-
-    def get_current_user(self) -> Any:
-        """Return the logged-in user, or None (override it; may be async).
-
-        A plain method is called the first time ``self.current_user`` is
-        read. An ``async def`` one is awaited before ``prepare()``, so it
-        can query a database.
-        """
-        return None
-
-    def get_login_url(self) -> str:
-        """Where ``@authenticated`` sends visitors: the ``login_url`` setting."""
-        login_url = self.settings.get("login_url")
-        if not login_url:
-            raise RuntimeError(
-                "@authenticated needs the login_url application setting "
-                "(Application(..., login_url='/login')) or a get_login_url() "
-                "override"
-            )
-        return str(login_url)
-
-    def _xsrf_state(self) -> auth.XSRF:
-        if self._xsrf is None:
-            name = self.settings.get("xsrf_cookie_name", "_xsrf")
-            self._xsrf = auth.XSRF(self.settings, self.get_cookie(name))
-        return self._xsrf
-
-    @property
-    def xsrf_token(self) -> bytes:
-        """This response's XSRF token; sets the XSRF cookie if needed.
-
-        Masked anew for each response (against BREACH), it validates against
-        the cookie as long as the cookie lives. Put it in forms with
-        :meth:`xsrf_form_html`, or send it as an ``X-Xsrftoken`` header.
-        """
-        xsrf = self._xsrf_state()
-        user = self._current_user
-        if user is _UNKNOWN_USER:
-            # An async loader not awaited yet (an error page): nobody.
-            async_loader = auth.loads_user_async(self.get_current_user)
-            user = None if async_loader else self.current_user
-        token, cookie_kwargs = xsrf.mint(self.settings, logged_in=bool(user))
-        if cookie_kwargs is not None:
-            self.set_cookie(xsrf.cookie_name, token, **cookie_kwargs)
-        return token
-
-    def xsrf_form_html(self) -> SafeHTML:
-        """``<input type="hidden" name="_xsrf" value="...">`` for a form.
-
-        A ``str`` with ``__html__``: Jinja2 inserts it without escaping.
-        """
-        return xsrf_form_html(self.xsrf_token)
-
-    def check_xsrf_cookie(self) -> None:
-        """403 unless the request's XSRF token matches its XSRF cookie.
-
-        Run automatically before ``prepare()`` for unsafe methods when the
-        ``xsrf_cookies`` setting is on. The token is read from the ``_xsrf``
-        argument or the ``X-Xsrftoken`` / ``X-Csrftoken`` header.
-        """
-        submitted = auth.submitted_xsrf_token(
-            self.request, self.get_argument("_xsrf", None)
-        )
-        self._xsrf_state().check(submitted, self.request.method)
-
-    def check_trusted_origin(self, origin: str) -> bool:
-        """Whether a cross-origin request from ``origin`` is allowed.
-
-        Called by cross-origin protection for unsafe requests that come
-        from another origin. The default: ``origin`` is in the
-        ``trusted_origins`` setting. Return True to accept any origin (only
-        for endpoints that do not rely on cookies).
-        """
-        return origin in self.settings.get("trusted_origins", ())
-
     # -- running a request ----------------------------------------------------
 
     def _implements(self, method: str) -> bool:
@@ -1102,34 +582,6 @@ class RequestHandler:
         ):
             allowed.insert(allowed.index("GET") + 1, "HEAD")
         return allowed
-
-    # -- the request body (trioweb/body.py) ----------------------------------
-
-    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
-        """Receive a chunk of a streamed body (Tornado style; may be async).
-
-        Called, for a class decorated with :func:`trioweb.stream_request_body`
-        that overrides it, with each chunk after ``prepare()`` and before
-        the method. A streaming class that does not override it reads
-        ``async for chunk in self.request.stream():`` instead.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} streams its body but neither overrides "
-            "data_received() nor reads self.request.stream()"
-        )
-
-    async def _read_body(self) -> None:
-        if self._exchange.has_body:
-            self.request.body = await self.request.stream().read()
-
-    async def _stream_body(self) -> None:
-        # After prepare(), which may have changed request.max_body_size: a
-        # declared length over it is a 413 before any byte (or 100 Continue).
-        check_declared_length(self._exchange)
-        if type(self).data_received is RequestHandler.data_received:
-            return
-        async for chunk in self.request.stream():
-            await _maybe_await(self.data_received(chunk))
 
     async def _run(
         self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]
@@ -1161,7 +613,7 @@ class RequestHandler:
             # As in Tornado, prepare() runs first: a catch-all handler that
             # only has prepare() (to 404 or redirect) answers with it. The
             # body of a request nobody serves is never read.
-            if self._current_user is _UNKNOWN_USER and auth.loads_user_async(
+            if self._current_user is auth.UNKNOWN_USER and auth.loads_user_async(
                 self.get_current_user
             ):
                 self._current_user = await self.get_current_user()
@@ -1178,7 +630,7 @@ class RequestHandler:
             # A streamed body is not read yet: its token must come in a
             # header or the query string, as with Tornado.
             self.check_xsrf_cookie()
-        if self._current_user is _UNKNOWN_USER and auth.loads_user_async(
+        if self._current_user is auth.UNKNOWN_USER and auth.loads_user_async(
             self.get_current_user
         ):
             self._current_user = await self.get_current_user()

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConcurrencyLimit",
     "DeadlineExceeded",
+    "HandlerLimits",
     "Overloaded",
     "check_handler_class",
     "check_settings",
@@ -124,7 +125,7 @@ def _check_timeout(where: str, value: Any) -> None:
         )
 
 
-def check_handler_class(cls: type[RequestHandler]) -> None:
+def check_handler_class(cls: type[HandlerLimits]) -> None:
     """Refuse impossible limits when a handler class is defined, not at its
     first request: raises :exc:`TypeError` or :exc:`ValueError`."""
     name = cls.__qualname__
@@ -159,6 +160,48 @@ def check_handler_class(cls: type[RequestHandler]) -> None:
 def check_settings(settings: dict[str, Any]) -> None:
     """Refuse an impossible ``request_timeout`` Application setting."""
     _check_timeout("the request_timeout setting", settings.get("request_timeout"))
+
+
+# -- RequestHandler's limits ------------------------------------------------
+
+
+class HandlerLimits:
+    """The deadline and concurrency knobs of :class:`~trioweb.RequestHandler`.
+
+    Class attributes a handler class may set; each is checked when the class
+    is defined (:func:`check_handler_class`), so an impossible value fails
+    at import, not at the first request.
+    """
+
+    #: Seconds the request may run (body read, prepare, method, finish);
+    #: past it the handler is cancelled and the client gets 503. None: the
+    #: Application's ``request_timeout`` setting (default: no deadline);
+    #: ``math.inf``: no deadline whatever the setting says.
+    request_timeout: float | None = None
+    #: At most this many requests of this class run at once (None: no limit).
+    max_concurrency: int | None = None
+    #: Seconds a request over ``max_concurrency`` may wait for a slot before
+    #: it is answered 503; 0 sheds it at once.
+    max_queue_time: float = 0.0
+    #: The ``Retry-After`` (seconds) sent with a shed request's 503.
+    retry_after: int = 1
+    _deadline: float = math.inf
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_handler_class(cls)
+
+    @property
+    def deadline(self) -> float:
+        """The :func:`trio.current_time` by which this request must be done.
+
+        ``math.inf`` when it has no ``request_timeout``. Pass what is left on
+        to your own calls so they give up in time::
+
+            with trio.move_on_at(self.deadline - 0.1):
+                rows = await db.query(...)
+        """
+        return self._deadline
 
 
 # -- a handler's run ---------------------------------------------------------

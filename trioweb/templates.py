@@ -20,6 +20,10 @@ modification time on use and re-reads it when it changed.
 Rendering is synchronous: Jinja2 is CPU work with no I/O once a template is
 loaded (the first load reads the file, as every later change in debug mode
 does).
+
+:class:`~trioweb.RequestHandler` inherits its rendering methods
+(``render()``, ``render_string()``, ``get_template_namespace()``,
+``static_url()``, ``reverse_url()``) from :class:`HandlerTemplates`.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import markupsafe
 
-if TYPE_CHECKING:
-    from .handler import RequestHandler
+from . import _files
 
-__all__ = ["get_environment", "namespace_for", "render"]
+if TYPE_CHECKING:
+    from .app import Application
+    from .request import HTTPServerRequest
+
+__all__ = ["HandlerTemplates", "get_environment", "namespace_for", "render"]
 
 # One environment per application (the cache lives in it); weak, so an
 # application that is dropped (tests make many) takes its templates along.
@@ -84,7 +91,7 @@ def _markup(func: Callable[..., Any]) -> Callable[..., markupsafe.Markup]:
     return wrapper
 
 
-def namespace_for(handler: RequestHandler) -> dict[str, Any]:
+def namespace_for(handler: HandlerTemplates) -> dict[str, Any]:
     """The names every template rendered by ``handler`` sees.
 
     ``handler``, ``request``, ``settings``, ``static_url``,
@@ -111,7 +118,7 @@ def namespace_for(handler: RequestHandler) -> dict[str, Any]:
 class _LazyToken:
     # handler.xsrf_token may set a cookie: read it only when a template
     # prints it, not on every render.
-    def __init__(self, handler: RequestHandler) -> None:
+    def __init__(self, handler: HandlerTemplates) -> None:
         self._handler = handler
 
     def __str__(self) -> str:
@@ -123,7 +130,7 @@ class _LazyToken:
 
 
 def render(
-    handler: RequestHandler,
+    handler: HandlerTemplates,
     name: str | None,
     source: str | None,
     kwargs: dict[str, Any],
@@ -138,3 +145,65 @@ def render(
     namespace = handler.get_template_namespace()
     namespace.update(kwargs)
     return template.render(namespace)
+
+
+# -- RequestHandler's rendering methods -------------------------------------------
+
+
+class HandlerTemplates:
+    """The rendering methods of :class:`~trioweb.RequestHandler`: templates
+    and the URLs they link to."""
+
+    if TYPE_CHECKING:
+        # What these methods (and this module) use of RequestHandler
+        # (handler.py), for mypy.
+        application: Application
+        request: HTTPServerRequest
+
+        @property
+        def settings(self) -> dict[str, Any]: ...
+
+        @property
+        def xsrf_token(self) -> bytes: ...
+
+        async def finish(
+            self, chunk: str | bytes | dict[str, Any] | None = None
+        ) -> None: ...
+
+    def static_url(self, path: str, include_version: bool = True) -> str:
+        """The URL of static file ``path`` (``static_path`` setting).
+
+        ``/static/css/site.css?v=<content hash>``: the hash is computed once
+        per version of the file, and a versioned URL is served with
+        ``Cache-Control: max-age=31536000, immutable``.
+        """
+        return _files.static_url(self.settings, path, include_version)
+
+    def reverse_url(self, name: str, *args: Any) -> str:
+        """``self.application.reverse_url(name, *args)``."""
+        return self.application.reverse_url(name, *args)
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        """The names every template sees (override it to add your own).
+
+        ``handler``, ``request``, ``settings``, ``current_user``,
+        ``static_url``, ``reverse_url``, and ``xsrf_form_html`` /
+        ``xsrf_token`` when the handler has them.
+        """
+        return namespace_for(self)
+
+    def render_string(self, template_name: str, **kwargs: Any) -> str:
+        """Render template ``template_name`` with ``kwargs`` and return it."""
+        # The module's render() function (a method's body does not see the
+        # class's names), not the render() method below.
+        return render(self, template_name, None, kwargs)
+
+    async def render(self, template_name: str, **kwargs: Any) -> None:
+        """Render template ``template_name`` and finish the response with it.
+
+        A ``write()`` after it raises :exc:`RuntimeError`: the response is
+        complete. A template error is a 500 (with the template name and line
+        in the traceback when ``debug`` is on).
+        """
+        html = self.render_string(template_name, **kwargs)
+        await self.finish(html)

@@ -1,0 +1,594 @@
+"""The exchange: one request and its response, as the connection engine
+hands them to the application.
+
+This is the seam between the engine (:mod:`trioweb.http1`) and whatever it
+serves: :class:`trioweb.Application`, an ASGI adapter, or a ten-line
+function in a test. An :class:`Exchange` carries the parsed request head, a
+bounded body reader, a way to send the response that returns when the bytes
+are sent, and the disconnect signal. The connection that made it does the
+I/O; the exchange keeps the rules of one request: its body limit and
+deadlines, its framing, whether it is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from . import observe, writer
+from .config import ServerConfig
+from .dates import http_date
+from .errors import HTTPInputError, StreamClosedError
+from .events import ProtocolError, RequestHead
+from .httputil import reason_phrase
+
+if TYPE_CHECKING:
+    from .http1 import HTTP1Connection
+
+__all__ = ["Exchange"]
+
+error_log = logging.getLogger("trioweb.error")
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Exchange:
+    """One request and its response, as the connection engine sees them.
+
+    The application gets one per request. Reading:
+
+    * ``method``, ``target``, ``http_version`` (``"1.1"``), ``headers`` (a
+      list of ``(lowercase name, value)`` byte pairs, in order), ``client``
+      and ``server`` addresses, ``scheme``.
+    * :meth:`receive_body` returns the body chunk by chunk, and
+      :meth:`read_body` all of it, both bounded by :attr:`max_body_size` and
+      the server's body timeout.
+
+    Writing: :meth:`send_response` sends the status line, headers and the
+    first (often the only) piece of body in one ``send_all``;
+    :meth:`send_body` sends the rest. Both return when the bytes have been
+    handed to the stream, and raise :exc:`StreamClosedError` if the peer is
+    gone.
+
+    The disconnect signal: :attr:`disconnected` becomes true, and every
+    callback given to :meth:`on_disconnect` is called once, the moment the
+    peer closes or resets the connection while this exchange is active
+    and its response is not complete (its last byte not yet handed to the
+    stream). The web layer passes its handler's ``cancel_scope.cancel``
+    there. The callbacks are also called, without :attr:`disconnected`,
+    when a HEAD response is completed at its head while the application
+    meant to stream a body nobody will receive (see :meth:`send_response`).
+
+    Also: :meth:`on_shutdown` (the server began a graceful shutdown),
+    :meth:`abort` (end the connection with the response incomplete),
+    :meth:`upgrade` (switch the connection to another protocol, as a
+    websocket does), :attr:`note` (a word the access log adds to the
+    request's line), :attr:`request_id` (see :mod:`trioweb.observe`) and
+    :attr:`transport` (the connection's stream: TLS details).
+    """
+
+    __slots__ = (
+        "_body_done",
+        "_body_start",
+        "_body_started",
+        "_body_waited",
+        "_callbacks",
+        "_conn",
+        "_ending",
+        "_framing",
+        "_head_only",
+        "_received",
+        "_remaining",
+        "_shutdown_callbacks",
+        "bytes_sent",
+        "client",
+        "close_after",
+        "content_length",
+        "disconnected",
+        "expects_continue",
+        "finished",
+        "has_body",
+        "head_sent",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "max_body_size",
+        "method",
+        "note",
+        "request_id",
+        "scheme",
+        "server",
+        "shutting_down",
+        "start_time",
+        "status",
+        "target",
+    )
+
+    def __init__(
+        self,
+        conn: HTTP1Connection,
+        head: RequestHead,
+        *,
+        content_length: int | None,
+        chunked: bool,
+        keep_alive: bool,
+        expects_continue: bool,
+    ) -> None:
+        self._conn = conn
+        self.method: str = head.method.decode("ascii")
+        self.target: str = head.target.decode("latin-1")
+        self.http_version: str = head.http_version.decode("ascii")
+        self.headers: list[tuple[bytes, bytes]] = head.headers
+        self.client = conn.client
+        self.server = conn.server
+        self.scheme = conn.scheme
+        self.start_time = trio.current_time()
+        #: The request's id (see trioweb.observe), or None if the server's
+        #: ``request_id`` setting is off.
+        self.request_id: str | None = (
+            observe.request_id(self.headers) if conn.config.request_id else None
+        )
+        #: The body limit for this request. Starts at the server's
+        #: ``max_body_size``; the application may change it before the first
+        #: body read (the web layer applies the handler's ``max_body_size``).
+        self.max_body_size: int = conn.config.max_body_size
+        #: ``Content-Length`` of the request, or None if absent.
+        self.content_length = content_length
+        #: Whether the request has a body at all (a non-zero length or chunked).
+        self.has_body: bool = chunked or bool(content_length)
+        #: False when the response must end the connection: the client asked
+        #: (``Connection: close``, HTTP/1.0), it is the connection's last
+        #: request, or the server is shutting down.
+        self.keep_alive = keep_alive
+        #: The client sent ``Expect: 100-continue`` and has not been answered.
+        self.expects_continue = expects_continue
+        #: The connection ends after this response (decided when it is sent).
+        self.close_after = False
+        self.head_sent = False
+        self.finished = False
+        self.disconnected = False
+        self.status = 0
+        self.bytes_sent = 0
+        self._framing = writer.NO_BODY
+        self._remaining = -1
+        self._received = 0
+        self._body_started = False
+        self._body_start = 0.0  # when the body was first read
+        self._body_waited = 0.0  # seconds spent waiting for body bytes
+        self._body_done = not self.has_body
+        self._callbacks: list[Callable[[], object]] | None = None
+        #: True once the server began a graceful shutdown (see on_shutdown).
+        self.shutting_down = False
+        self._shutdown_callbacks: list[Callable[[], object]] | None = None
+        #: A word for the access log, shown in brackets after the request's
+        #: line: why it ended as it did (``timeout``, ``shed``).
+        self.note: str | None = None
+        # The last bytes of the response are being sent (see _send_final).
+        self._ending = False
+        # A HEAD response ended at its head while the app meant to stream.
+        self._head_only = False
+
+    @property
+    def config(self) -> ServerConfig:
+        """The server's settings (read-only)."""
+        return self._conn.config
+
+    @property
+    def transport(self) -> trio.abc.Stream:
+        """The connection's stream: a :class:`trio.SSLStream` under TLS (its
+        peer certificate, cipher, ...). Read from it, or write to it, and
+        the connection breaks: use the methods here."""
+        return self._conn.stream
+
+    # -- the disconnect signal ------------------------------------------------
+
+    def on_disconnect(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the peer goes away during this exchange.
+
+        If the peer is already gone (and the response is not complete), it
+        is called at once. Callbacks run
+        synchronously inside the connection's reader task, so they must be
+        quick and must not raise: ``cancel_scope.cancel`` is the intended
+        one.
+        """
+        if self.disconnected:
+            if not self.finished:
+                callback()
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    def _mark_disconnected(self) -> None:
+        if self.disconnected:
+            return
+        self.disconnected = True
+        if self.finished:
+            # The client has its whole response: it did not abandon the
+            # request, so whatever the handler still does after finish()
+            # (bookkeeping, on_finish) is not cancelled.
+            self._callbacks = None
+        elif not self._ending:
+            self._fire_callbacks()
+        # else: the last bytes are being sent; _send_final decides, by
+        # whether they were handed to the stream, which of the two this is.
+
+    def _fire_callbacks(self) -> None:
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                error_log.exception("disconnect callback %r raised", callback)
+
+    # -- the shutdown signal and aborting --------------------------------------
+
+    def on_shutdown(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the server begins a graceful shutdown.
+
+        Called at once if it already has. Like :meth:`on_disconnect`, the
+        callback runs synchronously and must be quick and not raise. The
+        web layer uses it to stop waiting in a concurrency queue: a request
+        that has not started when shutdown begins is answered 503 at once
+        instead of holding the graceful period.
+        """
+        if self.shutting_down:
+            callback()
+        elif self._shutdown_callbacks is None:
+            self._shutdown_callbacks = [callback]
+        else:
+            self._shutdown_callbacks.append(callback)
+
+    def _begin_shutdown(self) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        callbacks, self._shutdown_callbacks = self._shutdown_callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                error_log.exception("shutdown callback %r raised", callback)
+
+    # -- the request body -------------------------------------------------------
+
+    @property
+    def body_complete(self) -> bool:
+        """True when the whole request body has been read (or there is none)."""
+        return self._body_done
+
+    async def receive_body(self) -> bytes:
+        """Return the next chunk of the request body, or ``b""`` at its end.
+
+        Raises :exc:`HTTPInputError` with 413 when the body is larger than
+        :attr:`max_body_size` (before reading anything when Content-Length
+        says so, else as soon as the chunks add up past it), 408 when no body
+        bytes arrive within the body timeout or the body arrives slower than
+        the server's minimum rate (see :meth:`_body_wait_deadline`), and 400
+        (or 413) for broken chunked
+        framing; the connection is closed after the error response. Raises
+        :exc:`StreamClosedError` if the peer closes mid-body.
+
+        If the client sent ``Expect: 100-continue``, the first call sends the
+        ``100 Continue`` it is waiting for, and only if the size check passed.
+        """
+        if self._body_done:
+            return b""
+        conn = self._conn
+        if not self._body_started:
+            self._body_started = True
+            self._body_start = trio.current_time()
+            length = self.content_length
+            if length is not None and length > self.max_body_size:
+                conn.must_close = True
+                raise HTTPInputError(
+                    413,
+                    "Content-Length %d exceeds the %d-byte body limit",
+                    length,
+                    self.max_body_size,
+                )
+            conn.parser.limit_body(self.max_body_size)
+            if self.expects_continue and not self.head_sent:
+                self.expects_continue = False
+                await conn.send_bytes(_CONTINUE, self)
+        if self.disconnected:
+            raise StreamClosedError()
+        now = trio.current_time()
+        deadline, why = self._body_wait_deadline(now)
+        with trio.CancelScope(deadline=deadline) as scope:
+            try:
+                event = await conn.next_event()
+            except ProtocolError as exc:
+                conn.must_close = True
+                if conn.peer_closed:
+                    self._mark_disconnected()
+                    raise StreamClosedError("the peer closed mid-body") from exc
+                raise HTTPInputError(
+                    exc.status, "bad request body: %s", exc.detail
+                ) from exc
+        self._body_waited += trio.current_time() - now
+        if scope.cancelled_caught:
+            conn.must_close = True
+            raise HTTPInputError(408, "%s", why)
+        if type(event) is bytes:
+            self._received += len(event)
+            if self._received > self.max_body_size:
+                conn.must_close = True
+                raise HTTPInputError(
+                    413, "request body exceeds %d bytes", self.max_body_size
+                )
+            return event
+        # END (trailers are accepted and ignored).
+        self._body_done = True
+        return b""
+
+    def _body_wait_deadline(self, now: float) -> tuple[float, str]:
+        """When the wait for more body bytes that starts ``now`` must end,
+        and what the 408 then says.
+
+        Three bounds, the earliest wins: ``body_timeout`` for this wait;
+        ``min_body_rate`` (Kestrel's rule: after ``min_body_rate_grace``
+        seconds, the body must have arrived at that many bytes a second on
+        average, counting only the time spent waiting for it, so a slow
+        application does not count against its client); ``body_deadline``
+        for the whole body. Without the rate, a client dripping a byte every
+        few seconds holds a connection slot for as long as it likes.
+        """
+        config = self._conn.config
+        deadline = now + config.body_timeout
+        why = f"no body bytes for {config.body_timeout:g} s"
+        rate = config.min_body_rate
+        if rate:
+            grace = config.min_body_rate_grace
+            by = now + max(grace, self._received / rate) - self._body_waited
+            if by < deadline:
+                deadline = by
+                why = f"request body slower than {rate:g} bytes/s"
+        if config.body_deadline is not None:
+            by = self._body_start + config.body_deadline
+            if by < deadline:
+                deadline = by
+                why = f"request body not complete in {config.body_deadline:g} s"
+        return deadline, why
+
+    async def read_body(self) -> bytes:
+        """Read and return the whole request body (see :meth:`receive_body`)."""
+        if self._body_done:
+            return b""
+        chunks = []
+        while chunk := await self.receive_body():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- the response ---------------------------------------------------------
+
+    async def send_response(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes = b"",
+        *,
+        reason: bytes | None = None,
+        end: bool = True,
+    ) -> None:
+        """Send the status line, headers and ``body`` in one ``send_all``.
+
+        With ``end=True`` (the default) the response is complete. With
+        ``end=False`` more body follows through :meth:`send_body`. Framing
+        follows the headers: with a ``Content-Length`` the body must add up
+        to it; without one an HTTP/1.1 response is sent chunked and an
+        HTTP/1.0 response is delimited by closing the connection.
+
+        The engine adds ``Date`` (unless ``headers`` hold one) and, when the
+        connection must end, ``Connection: close``. For HEAD requests and
+        1xx/204/304 responses the body is dropped (the headers are kept, so
+        HEAD can announce the length GET would send). A HEAD response is
+        complete once its head is sent, even with ``end=False``: the
+        :meth:`on_disconnect` callbacks are called then (the application's
+        work on a body nobody will receive is cancelled, as for a
+        disconnect, though the client is still there), and later
+        :meth:`send_body` calls send nothing.
+
+        Raises, before anything is sent (so the caller can still answer
+        500): :exc:`ValueError` for a header name that is not a token, a
+        header value or reason phrase with CR, LF, NUL or another control
+        character, or a ``Content-Length`` that is not plain digits;
+        :exc:`~trioweb.writer.FramingError` for a ``body`` longer than the
+        ``Content-Length`` (or, with ``end=True``, shorter).
+        """
+        if self.head_sent:
+            raise RuntimeError("the response head was already sent")
+        conn = self._conn
+        close = (
+            not self.keep_alive
+            or conn.must_close
+            or conn.unread_body_forces_close(self)
+        )
+        if reason is None:
+            reason = reason_phrase(status).encode()
+        config = conn.config
+        if self.request_id is not None or config.server_timing:
+            headers = observe.response_headers(
+                headers,
+                self.request_id,
+                (trio.current_time() - self.start_time) * 1000
+                if config.server_timing
+                else None,
+            )
+        head, framing, length, close = writer.encode_head(
+            status,
+            reason,
+            headers,
+            head_request=self.method == "HEAD",
+            http11=self.http_version == "1.1",
+            close=close,
+            date=http_date(),
+        )
+        if self.disconnected:
+            raise StreamClosedError()
+        self._framing = framing
+        self._remaining = length
+        try:
+            out = head + self._frame(body, end)
+        except writer.FramingError:
+            self._framing = writer.NO_BODY
+            raise
+        self.head_sent = True
+        self.expects_continue = False
+        self.status = status
+        self.close_after = close
+        if end:
+            await self._send_final(out)
+        elif framing == writer.NO_BODY and self.method == "HEAD":
+            self._head_only = True
+            await self._send_final(out)
+            # The client has all it will get; the application's work on
+            # the body is cancelled as for a disconnect (it is not one: the
+            # access log says 200 and the connection is kept).
+            self._fire_callbacks()
+        else:
+            await conn.send_bytes(out, self)
+        if framing != writer.NO_BODY:
+            self.bytes_sent += len(body)
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        """Send more of the response body; ``end=True`` completes it.
+
+        Raises :exc:`~trioweb.writer.FramingError` if the body outgrows its
+        ``Content-Length`` (or, with ``end=True``, falls short of it).
+        After a HEAD response's head it sends nothing (and is still a
+        checkpoint, so a streaming loop can be cancelled), and raises
+        :exc:`StreamClosedError` once the client is gone.
+        """
+        if not self.head_sent:
+            raise RuntimeError("send_response() must be called first")
+        if self._head_only:
+            await trio.lowlevel.checkpoint()
+            if self.disconnected or self._conn._broken:
+                # A handler that runs to completion (cancel_on_disconnect =
+                # False) learns here that its client is gone, as on GET;
+                # otherwise a streaming loop would hold the connection, its
+                # slot and the shutdown forever.
+                raise StreamClosedError()
+            return
+        if self.finished or self._ending:
+            raise RuntimeError("the response is already complete")
+        if self.disconnected:
+            raise StreamClosedError()
+        out = self._frame(data, end)
+        if end:
+            await self._send_final(out)
+        elif out:
+            await self._conn.send_bytes(out, self)
+        if self._framing != writer.NO_BODY:
+            self.bytes_sent += len(data)
+
+    async def _send_final(self, data: bytes) -> None:
+        """Send the last bytes of the response; it is then complete.
+
+        Complete means handed to the stream: ``send_all`` may yield after
+        the last byte went out, and a client that reads the response and
+        closes in that moment has not abandoned the request. So a
+        disconnect seen during this send cancels nothing if the send then
+        succeeds, and fires the callbacks only if it fails.
+        """
+        if not data and not self._conn._send_lock.locked():
+            self.finished = True
+            return
+        # (Empty data behind another task's send: complete once that is.)
+        self._ending = True
+        try:
+            await self._conn.send_bytes(data, self)
+        except BaseException:
+            self._ending = False
+            if self.disconnected:
+                self._fire_callbacks()
+            raise
+        self._ending = False
+        self.finished = True
+        if self.disconnected and not self._head_only:
+            # The client left after it had everything: nothing to cancel.
+            self._callbacks = None
+
+    def abort(self) -> None:
+        """End the connection without completing the response.
+
+        For an application that fails after the head went out: the rest of
+        the body cannot be sent and an error page can no longer be, and
+        ending the body normally would make a truncated response look
+        complete. The connection is closed without the terminating chunk
+        (or with a ``Content-Length`` body short), so the client and any
+        cache see a broken response; the access log says 444. Later sends
+        raise :exc:`StreamClosedError`. Does nothing once the response is
+        complete.
+        """
+        if not self.finished:
+            self._conn._abort_writes(None)
+
+    async def upgrade(
+        self, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[trio.abc.Stream, bytes]:
+        """Answer ``101 Switching Protocols`` and hand over the connection.
+
+        Returns ``(stream, received)``: the stream, now the caller's to read
+        and write, and the bytes the client sent after this request (already
+        read from the stream). The engine stops reading first, so the caller
+        is the only reader; it sends nothing more, and when the application
+        returns the connection ends (the engine closes the stream). The
+        exchange counts as complete: the access log shows 101, the time
+        until the application returned, and :attr:`note`.
+
+        Only for a request without a body, before any response. Raises
+        :exc:`StreamClosedError` if the client is already gone, and
+        :exc:`ValueError` (nothing sent) for an invalid header.
+        """
+        if self.head_sent:
+            raise RuntimeError("upgrade(): a response was already started")
+        if self.has_body:
+            raise RuntimeError("upgrade(): the request has a body")
+        head, _, _, _ = writer.encode_head(
+            101,
+            b"Switching Protocols",
+            headers,
+            head_request=False,
+            http11=True,
+            close=False,
+            date=http_date(),
+        )
+        if self.disconnected:
+            raise StreamClosedError()
+        conn = self._conn
+        conn.must_close = True
+        self.head_sent = True
+        self.status = 101
+        received = await conn.stop_reading()
+        self._ending = True
+        try:
+            await conn.send_bytes(head, self)
+        finally:
+            self._ending = False
+        self.finished = True
+        self._callbacks = None
+        return conn.stream, received
+
+    def _frame(self, data: bytes, end: bool) -> bytes:
+        framing = self._framing
+        if framing == writer.LENGTH:
+            remaining = self._remaining - len(data)
+            if remaining < 0 or (end and remaining):
+                raise writer.FramingError(
+                    f"response body of {self._remaining - remaining} more bytes, "
+                    f"Content-Length allows {self._remaining}"
+                    if remaining < 0
+                    else f"response ended {remaining} bytes short of its Content-Length"
+                )
+            self._remaining = remaining
+        elif framing == writer.NO_BODY:
+            return b""
+        if framing == writer.CHUNKED:
+            out = writer.chunk(data)
+            return out + writer.LAST_CHUNK if end else out
+        return data

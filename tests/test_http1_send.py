@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tracemalloc
 
 import pytest
 import trio
@@ -552,3 +553,37 @@ async def test_exchange_abort_closes_mid_body(
         data = await raw.receive_until_closed()
     assert data.endswith(b"\r\n\r\n4\r\npart\r\n")
     assert access_statuses(caplog) == [444]
+
+
+# -- what a slow reader costs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_reader_that_stalls_holds_the_response_once_not_twice(
+    streamed: bool,
+) -> None:
+    # A client that does not read leaves its response in memory until the
+    # write timeout. Joining a large body to its head (or chunk line) would
+    # hold it twice as long as that lasts: 1000 slow readers of a 1 MiB
+    # response cost 2 GiB instead of 1.
+    size = 1024 * 1024
+
+    class Big(RequestHandler):
+        async def get(self) -> None:
+            self.write(b"x" * size)
+            if streamed:
+                await self.flush()  # chunked: a chunk line, then the body
+
+    async with TestClient(
+        Application([("/", Big)]), stream_pair=trio.testing.lockstep_stream_pair
+    ) as client:
+        raw = await client.raw()
+        tracemalloc.start()
+        try:
+            await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await trio.testing.wait_all_tasks_blocked()  # stalled in send_all
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert size <= held < size * 1.5, held
+        await raw.aclose()

@@ -33,6 +33,10 @@ __all__ = ["Exchange"]
 error_log = logging.getLogger("trioweb.error")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A body this large goes out as it is, after its head (and chunk line):
+# joining them would copy it, and a slow reader would then hold the response
+# twice until the write timeout.
+_NO_COPY = 64 * 1024
 
 
 class Exchange:
@@ -432,10 +436,17 @@ class Exchange:
         self._framing = framing
         self._remaining = length
         try:
-            out = head + self._frame(body, end)
+            framed = self._frame(body, end)
         except writer.FramingError:
             self._framing = writer.NO_BODY
             raise
+        out: bytes | tuple[bytes, ...]
+        if isinstance(framed, tuple):
+            out = (head, *framed)
+        elif len(framed) >= _NO_COPY:
+            out = (head, framed)
+        else:
+            out = head + framed
         self.head_sent = True
         self.expects_continue = False
         self.status = status
@@ -486,7 +497,7 @@ class Exchange:
         if self._framing != writer.NO_BODY:
             self.bytes_sent += len(data)
 
-    async def _send_final(self, data: bytes) -> None:
+    async def _send_final(self, data: bytes | tuple[bytes, ...]) -> None:
         """Send the last bytes of the response; it is then complete.
 
         Complete means handed to the stream: ``send_all`` may yield after
@@ -574,7 +585,9 @@ class Exchange:
         self._callbacks = None
         return conn.stream, received
 
-    def _frame(self, data: bytes, end: bool) -> bytes:
+    def _frame(self, data: bytes, end: bool) -> bytes | tuple[bytes, ...]:
+        """``data`` framed for the wire: bytes, or for a large ``data`` the
+        pieces to send one after the other (see ``_NO_COPY``)."""
         framing = self._framing
         if framing == writer.LENGTH:
             remaining = self._remaining - len(data)
@@ -589,6 +602,9 @@ class Exchange:
         elif framing == writer.NO_BODY:
             return b""
         if framing == writer.CHUNKED:
+            if len(data) >= _NO_COPY:
+                tail = b"\r\n" + writer.LAST_CHUNK if end else b"\r\n"
+                return (b"%x\r\n" % len(data), data, tail)
             out = writer.chunk(data)
             return out + writer.LAST_CHUNK if end else out
         return data

@@ -309,7 +309,9 @@ class HTTP1Connection:
 
     # -- writing --------------------------------------------------------------
 
-    async def send_bytes(self, data: bytes, exchange: Exchange | None) -> None:
+    async def send_bytes(
+        self, data: bytes | tuple[bytes, ...], exchange: Exchange | None
+    ) -> None:
         """``send_all`` under the write timeout; StreamClosedError if it fails.
 
         On failure or timeout the connection is broken: nothing more can be
@@ -335,14 +337,22 @@ class HTTP1Connection:
         finally:
             lock.release()
 
-    async def _send_locked(self, data: bytes, exchange: Exchange | None) -> None:
+    async def _send_locked(
+        self, data: bytes | tuple[bytes, ...], exchange: Exchange | None
+    ) -> None:
         if self._broken:
             raise StreamClosedError()
         failure: BaseException | None = None
         try:
             with trio.move_on_after(self.config.write_timeout) as scope:
                 try:
-                    await self.stream.send_all(data)
+                    if isinstance(data, tuple):
+                        # Pieces of one write (a large body after its head):
+                        # sent one after the other, never joined.
+                        for piece in data:
+                            await self.stream.send_all(piece)
+                    else:
+                        await self.stream.send_all(data)
                 except _STREAM_ERRORS as exc:
                     failure = exc
         except trio.Cancelled:

@@ -587,3 +587,74 @@ async def test_a_reader_that_stalls_holds_the_response_once_not_twice(
             tracemalloc.stop()
         assert size <= held < size * 1.5, held
         await raw.aclose()
+
+
+async def test_a_send_cancelled_while_queued_aborts_the_connection() -> None:
+    # Regression: the framing of a queued send was already counted, so
+    # dropping its bytes silently sent a Content-Length body short, and the
+    # next pipelined response was read as the rest of it.
+    gate = trio.Event()
+    queued_cancelled: list[bool] = []
+
+    class HeldSend(trio.abc.HalfCloseableStream):
+        """The server's stream; a send of b"AAA" waits for the gate."""
+
+        def __init__(self, inner: trio.abc.HalfCloseableStream) -> None:
+            self.inner = inner
+
+        async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+            if bytes(data) == b"AAA":
+                await gate.wait()
+            await self.inner.send_all(data)
+
+        async def wait_send_all_might_not_block(self) -> None:
+            await self.inner.wait_send_all_might_not_block()
+
+        async def receive_some(self, max_bytes: int | None = None) -> bytes:
+            return bytes(await self.inner.receive_some(max_bytes))
+
+        async def send_eof(self) -> None:
+            await self.inner.send_eof()
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    def pair() -> tuple[trio.abc.Stream, trio.abc.Stream]:
+        client, server = trio.testing.memory_stream_pair()
+        return client, HeldSend(server)
+
+    class App:
+        calls = 0
+
+        async def handle_exchange(self, exchange: Exchange) -> None:
+            App.calls += 1
+            if App.calls > 1:
+                await exchange.send_response(200, [content_length(b"2nd")], b"2nd")
+                return
+            await exchange.send_response(
+                200, [(b"content-length", b"6")], b"", end=False
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(exchange.send_body, b"AAA")
+                await trio.testing.wait_all_tasks_blocked()  # AAA is held
+                with trio.move_on_after(0.1) as scope:
+                    await exchange.send_body(b"BBB")  # queued, then cancelled
+                queued_cancelled.append(scope.cancelled_caught)
+                gate.set()
+            try:
+                await exchange.send_body(b"", end=True)
+            except StreamClosedError:
+                ended.append("aborted")
+            else:
+                ended.append("complete")
+
+    ended: list[str] = []
+    async with TestClient(App(), stream_pair=pair) as client:
+        raw = await client.raw()
+        await raw.send(REQUEST + REQUEST)
+        received = await raw.receive_until_closed()
+    assert queued_cancelled == [True]
+    assert ended == ["aborted"]
+    # Cut short and closed: never a second response read as the body's rest.
+    assert received.endswith(b"AAA")
+    assert b"2nd" not in received

@@ -487,7 +487,9 @@ class Exchange:
             return
         if self.finished or self._ending:
             raise RuntimeError("the response is already complete")
-        if self.disconnected:
+        if self.disconnected or self._conn._broken:
+            # (Broken: a send of this response was cancelled or failed, so
+            # its framing is lost; it cannot be completed, not even empty.)
             raise StreamClosedError()
         out = self._frame(data, end)
         if end:

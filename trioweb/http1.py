@@ -328,7 +328,16 @@ class HTTP1Connection:
         if lock.locked():
             # FIFO: the framing of each piece was computed in call order.
             # The holder's send has its own deadline, so this wait is bounded.
-            await lock.acquire()
+            try:
+                await lock.acquire()
+            except trio.Cancelled:
+                # The framing already counts these bytes (a Content-Length
+                # body's remainder, a chunk): dropping them silently would
+                # leave the response's framing wrong on the wire. As for a
+                # send cancelled half-way, the connection can only be
+                # aborted (the access log says 444).
+                self._abort_writes(None)
+                raise
         else:
             # Free, as it nearly always is: no checkpoint to pay for.
             lock.acquire_nowait()

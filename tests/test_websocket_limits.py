@@ -311,6 +311,46 @@ async def test_the_close_handshake_has_a_timeout(
         assert trio.current_time() - start == pytest.approx(3, abs=0.5)
 
 
+async def test_pings_after_the_close_do_not_move_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cancelled: list[float] = []
+
+    class Closer(trioweb.WebSocketHandler):
+        close_timeout = 3
+
+        async def open(self) -> None:
+            await self.close(1000)
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                cancelled.append(trio.current_time() - start)
+                raise
+
+    app = trioweb.Application([("/", Closer)])
+    async with TestClient(app) as client, client.websocket_connect("/") as ws:
+        start = trio.current_time()
+        pings = 0
+
+        async def ping_every_second() -> None:
+            nonlocal pings
+            # The client never answers the close, but keeps talking.
+            while True:
+                await ws.ping(b"p")
+                pings += 1
+                await trio.sleep(1)
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ping_every_second)
+                await ws.server_done.wait()
+                nursery.cancel_scope.cancel()
+        assert trio.current_time() - start == pytest.approx(3, abs=0.5)
+    assert pings >= 3
+    assert len(cancelled) == 1
+    assert cancelled[0] == pytest.approx(3, abs=0.5)
+
+
 # -- the client goes away ------------------------------------------------------
 
 

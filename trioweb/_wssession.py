@@ -231,6 +231,10 @@ class Session:
         # The close frame went out / the connection can no longer be written.
         self.close_sent = False
         self.broken = False
+        # When our close frame went out, the client has until this time to
+        # answer it: fixed then, so that traffic after it (pings) cannot
+        # move it.
+        self.close_deadline = math.inf
         # Set when the connection is over: the close handshake is complete,
         # or it was abandoned.
         self.over = trio.Event()
@@ -311,7 +315,10 @@ class Session:
         scope = self.app_scope
         if cancel and not self.waiting:
             scope.cancel()
-        scope.deadline = min(scope.deadline, trio.current_time() + self.close_timeout)
+        deadline = self.close_deadline
+        if deadline == math.inf:
+            deadline = trio.current_time() + self.close_timeout
+        scope.deadline = min(scope.deadline, deadline)
 
     def _abandon(self, code: int = 1006) -> None:
         """The connection is dead without a handshake (gone, timed out, a
@@ -377,6 +384,7 @@ class Session:
             return
         self.log_code = code
         self.close_sent = True
+        self._start_close_deadline()
         # Messages still queued are dropped: none is delivered after close.
         self.queue.clear()
         self.queued_bytes = 0
@@ -386,9 +394,16 @@ class Session:
             self.space_lot.unpark_all()
         else:
             self._end()
-        deadline = trio.current_time() + self.close_timeout
+
+    def _start_close_deadline(self) -> None:
+        """Our close frame is out: the reader, and the application, have
+        until ``close_timeout`` from now."""
+        if self.close_deadline != math.inf:
+            return
+        deadline = self.close_deadline = trio.current_time() + self.close_timeout
         if self.receive_scope is not None:
             self.receive_scope.deadline = deadline
+        self.app_scope.deadline = min(self.app_scope.deadline, deadline)
 
     # -- receiving -----------------------------------------------------------------
 
@@ -425,11 +440,10 @@ class Session:
                 for event in ws.events():
                     if not await self._handle(event):
                         return
-                deadline = math.inf
-                if self.close_sent:
-                    deadline = trio.current_time() + self.close_timeout
                 data: bytes | bytearray = b""
-                with trio.CancelScope(deadline=deadline) as self.receive_scope:
+                with trio.CancelScope(
+                    deadline=self.close_deadline
+                ) as self.receive_scope:
                     try:
                         data = await self.stream.receive_some(_RECEIVE_SIZE)
                     except _STREAM_ERRORS:
@@ -521,6 +535,7 @@ class Session:
             except WebSocketClosedError:
                 pass
         self.close_sent = True
+        self._start_close_deadline()
         self.over.set()
         self._end()
 

@@ -102,6 +102,48 @@ async def test_the_default_limit_is_one_mebibyte() -> None:
     assert ws.close_code == 1009
 
 
+def fragmented(opcode: int, payloads: list[bytes]) -> bytes:
+    """One message as raw frames: ``payloads[0]`` with ``opcode``, the rest
+    as continuations, the last one final."""
+    last = len(payloads) - 1
+    return b"".join(
+        frame(opcode if i == 0 else 0, payload, fin=i == last)
+        for i, payload in enumerate(payloads)
+    )
+
+
+@pytest.mark.parametrize(("opcode", "first"), [(1, "é"), (2, "b")])
+async def test_a_message_may_have_only_so_many_fragments(
+    opcode: int, first: str
+) -> None:
+    from trioweb._wssession import max_fragments
+
+    cap = max_fragments(MiB)
+    assert cap == 4096
+    assert max_fragments(64 * MiB) == 64 * 1024
+    app = trioweb.Application([("/", Echo)], websocket_ping_interval=0)
+    async with TestClient(app) as client:
+        async with client.websocket_connect("/") as ws:
+            # At the cap: empty frames are legal, and the message is whole.
+            parts = [first.encode()] + [b""] * (cap - 2) + [b"!"]
+            await ws.send_raw(fragmented(opcode, parts))
+            expected = first + "!"
+            assert await ws.receive() == (
+                expected if opcode == 1 else expected.encode()
+            )
+            # The next message starts counting afresh.
+            await ws.send_raw(fragmented(opcode, [b"a", b"b"]))
+            assert await ws.receive() == ("ab" if opcode == 1 else b"ab")
+        async with client.websocket_connect("/") as ws:
+            # One frame more (far under the size limit): closed 1009.
+            parts = [first.encode()] + [b""] * (cap - 1) + [b"!"]
+            await ws.send_raw(fragmented(opcode, parts))
+            with pytest.raises(trioweb.WebSocketClosedError):
+                await ws.receive()
+    assert ws.close_code == 1009
+    assert ws.close_reason == f"message in more than {cap} frames"
+
+
 # -- compression ---------------------------------------------------------------
 
 

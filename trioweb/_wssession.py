@@ -7,6 +7,7 @@ Also permessage-deflate with a bounded inflate (:class:`CappedDeflate`).
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import math
 import zlib
@@ -56,6 +57,20 @@ _QUEUE_ITEMS = 32
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 _MESSAGE, _PING, _PONG = 0, 1, 2
+
+
+def max_fragments(max_size: int) -> int:
+    """How many frames one message may arrive in, for a message size limit
+    of ``max_size`` bytes: one per KiB of the limit, and at least 4096.
+
+    The size limit counts payload only; without this bound a client could
+    send a message as millions of empty continuation frames, each costing
+    the server work but adding nothing to the count. Past it the connection
+    is closed with 1009, as for a message over the size limit.
+    """
+    return max(4096, max_size // 1024)
+
+
 _CAN_CLOSE = (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
 
 #: The websocket settings and their defaults (a handler class attribute of
@@ -245,8 +260,14 @@ class Session:
         self.pong = trio.Event()
         #: The code the access log shows: the client's, or ours, or 1006.
         self.log_code = 1006
-        self.parts: list[Any] = []
+        # The message being received in fragments: its text, or its
+        # bytes, joined as they arrive (a list of the parts would grow
+        # with each empty frame); its size and how many frames so far.
+        self.text = io.StringIO()
+        self.data = bytearray()
         self.size = 0
+        self.fragments = 0
+        self.max_fragments = max_fragments(self.max_size)
         self.callbacks = (overrides(handler, "on_ping"), overrides(handler, "on_pong"))
 
     # -- the session's life -----------------------------------------------------
@@ -465,20 +486,41 @@ class Session:
             if self.close_sent:
                 return True  # after our close: dropped
             data = event.data
-            self.parts.append(data)
+            text = kind is TextMessage
             # The limit is in bytes, as on the wire: text is measured in
             # UTF-8 (isascii() is a flag lookup, so ASCII costs nothing).
-            if kind is TextMessage and not data.isascii():
+            if text and not data.isascii():
                 self.size += len(data.encode("utf-8"))
             else:
                 self.size += len(data)
             if self.size > self.max_size:
                 await self._fail(1009, f"message over {self.max_size} bytes")
                 return False
+            if event.message_finished and not self.fragments:
+                # The usual case: a message in one frame, nothing to join.
+                self.size = 0
+                await self._enqueue(_MESSAGE, data)
+                return True
+            self.fragments += 1
+            if self.fragments > self.max_fragments:
+                await self._fail(
+                    1009, f"message in more than {self.max_fragments} frames"
+                )
+                return False
+            if text:
+                self.text.write(data)
+            else:
+                self.data += data
             if event.message_finished:
-                parts, self.parts, self.size = self.parts, [], 0
-                joiner = "" if kind is TextMessage else b""
-                await self._enqueue(_MESSAGE, joiner.join(parts))
+                message: str | bytes
+                if text:
+                    message = self.text.getvalue()
+                    self.text = io.StringIO()
+                else:
+                    message = bytes(self.data)
+                    self.data = bytearray()
+                self.size = self.fragments = 0
+                await self._enqueue(_MESSAGE, message)
             return True
         if kind is Ping:
             try:

@@ -350,6 +350,24 @@ async def test_a_handler_error_after_the_head_leaves_the_response_incomplete() -
     assert not call.complete
 
 
+class Early(trioweb.RequestHandler):
+    async def get(self) -> None:
+        self.set_status(int(self.get_argument("s")))
+        await self.finish()
+
+
+@pytest.mark.parametrize("status", [100, 101, 103])
+async def test_a_1xx_final_response_is_a_500(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = trioweb.Application([("/", Early)]).asgi()
+    call = await serve(adapter, Call("GET", "/", query=b"s=%d" % status))
+    assert call.status == 500
+    assert call.complete
+    assert [m["type"] for m in call.sent].count("http.response.start") == 1
+    assert f"status {status} cannot be a final response" in caplog.text
+
+
 async def test_head_sends_no_body() -> None:
     adapter = make_app().asgi()
     call = await serve(adapter, Call("HEAD", "/"))

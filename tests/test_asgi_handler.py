@@ -380,6 +380,36 @@ async def test_a_pending_receive_gets_http_disconnect_once_the_response_is_compl
     ]
 
 
+async def answers_1xx(scope: Scope, receive: Receive, send: Send) -> None:
+    status = int(scope["query_string"].decode())
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.parametrize("status", [100, 101, 103])
+async def test_an_app_answering_1xx_gets_a_500_and_the_connection_stays_in_step(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = trioweb.Application(
+        [
+            (r"/early", trioweb.ASGIHandler, {"app": answers_1xx}),
+            (r"/", Hello),
+        ]
+    )
+    async with TestClient(app) as client:
+        conn = await client.raw()
+        await conn.send(
+            b"GET /early?%d HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" % status
+        )
+        first = await conn.read_response()
+        second = await conn.read_response()
+        await conn.aclose()
+    assert first.status == 500
+    assert (second.status, second.body) == (200, b"trioweb")
+    assert f"status {status} cannot be a final response" in caplog.text
+
+
 async def test_starlettes_is_disconnected_works_on_trio(
     autojump_clock: trio.abc.Clock, no_tracebacks: None
 ) -> None:

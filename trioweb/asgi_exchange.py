@@ -361,6 +361,7 @@ class ASGIExchange:
         """
         if self.head_sent:
             raise RuntimeError("the response head was already sent")
+        writer.check_final_status(status)
         config = self.config
         if self.request_id is not None or config.server_timing:
             headers = observe.response_headers(

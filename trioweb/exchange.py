@@ -405,6 +405,7 @@ class Exchange:
         """
         if self.head_sent:
             raise RuntimeError("the response head was already sent")
+        writer.check_final_status(status)
         conn = self._conn
         close = (
             not self.keep_alive

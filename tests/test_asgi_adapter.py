@@ -219,6 +219,9 @@ async def test_a_request_and_its_response() -> None:
     assert call.complete
     assert call.headers[b"content-type"] == b"application/json; charset=UTF-8"
     assert b"date" not in call.headers  # the server's to add
+    # So is Server: trioweb's would be a second one.
+    names = [name for name, _ in call.sent[0]["headers"]]
+    assert b"server" not in names
     assert json.loads(call.response_body) == {
         "version": "HTTP/2",
         "remote_ip": "10.0.0.1",

@@ -359,8 +359,7 @@ async def test_a_pending_receive_gets_http_disconnect_once_the_response_is_compl
         conn = await client.raw()
         # Pipelined: the second is answered only once the first app returned.
         await conn.send(
-            b"GET /w/a HTTP/1.1\r\nHost: t\r\n\r\n"
-            b"GET /w/b HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /w/a HTTP/1.1\r\nHost: t\r\n\r\nGET /w/b HTTP/1.1\r\nHost: t\r\n\r\n"
         )
         with trio.fail_after(5):
             first = await conn.read_response()

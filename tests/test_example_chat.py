@@ -8,8 +8,8 @@ import trio
 import trio.testing
 
 import trioweb
-from examples.chat import app as chat_app
 from examples.chat import Member, Room, make_app
+from examples.chat import app as chat_app
 from trioweb._ws_testing import TestWebSocket
 from trioweb.testing import TestClient
 

@@ -43,18 +43,35 @@ class Room:
         self.members: set[Member] = set()
 
     def broadcast(self, text: str) -> None:
-        """Queue ``text`` for every member; drop the ones that are full."""
-        for member in list(self.members):
-            try:
-                member.outbox.send_nowait(text)
-            except trio.WouldBlock:
-                self.drop(member)
+        """Queue ``text`` for every member; drop the ones that are full.
 
-    def drop(self, member: Member) -> None:
-        self.members.discard(member)
-        member.dropped = True
-        member.scope.cancel()
-        self.broadcast(f"* {member.name} was too slow and was dropped")
+        The members dropped are told about in one notice to the rest. That
+        notice may fill more outboxes, so it goes out by the same loop, not
+        by calling back into this method: each round drops at least one
+        member, so the loop ends, and no chain of drops can run the stack
+        out (1,000 clients stalled at once are one round and one notice).
+        """
+        while text:
+            full = []
+            for member in self.members:
+                try:
+                    member.outbox.send_nowait(text)
+                except trio.WouldBlock:
+                    full.append(member)
+            text = self.drop(full)
+
+    def drop(self, members: list[Member]) -> str:
+        """Take ``members`` out of the room and stop them; return the notice
+        for the others ("" for none)."""
+        for member in members:
+            self.members.discard(member)
+            member.dropped = True
+            member.scope.cancel()
+        if not members:
+            return ""
+        if len(members) == 1:
+            return f"* {members[0].name} was too slow and was dropped"
+        return f"* {len(members)} members were too slow and were dropped"
 
 
 class ChatSocket(trioweb.WebSocketHandler):

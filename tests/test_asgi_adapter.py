@@ -219,6 +219,9 @@ async def test_a_request_and_its_response() -> None:
     assert call.complete
     assert call.headers[b"content-type"] == b"application/json; charset=UTF-8"
     assert b"date" not in call.headers  # the server's to add
+    # So is Server: trioweb's would be a second one.
+    names = [name for name, _ in call.sent[0]["headers"]]
+    assert b"server" not in names
     assert json.loads(call.response_body) == {
         "version": "HTTP/2",
         "remote_ip": "10.0.0.1",
@@ -348,6 +351,24 @@ async def test_a_handler_error_after_the_head_leaves_the_response_incomplete() -
     assert call.response_body == b"part"
     # No final message: the server ends the response as a broken one.
     assert not call.complete
+
+
+class Early(trioweb.RequestHandler):
+    async def get(self) -> None:
+        self.set_status(int(self.get_argument("s")))
+        await self.finish()
+
+
+@pytest.mark.parametrize("status", [100, 101, 103])
+async def test_a_1xx_final_response_is_a_500(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = trioweb.Application([("/", Early)]).asgi()
+    call = await serve(adapter, Call("GET", "/", query=b"s=%d" % status))
+    assert call.status == 500
+    assert call.complete
+    assert [m["type"] for m in call.sent].count("http.response.start") == 1
+    assert f"status {status} cannot be a final response" in caplog.text
 
 
 async def test_head_sends_no_body() -> None:

@@ -328,6 +328,87 @@ async def test_the_app_sees_http_disconnect_when_the_client_leaves(
     ]
 
 
+async def watches_while_answering(scope: Scope, receive: Receive, send: Send) -> None:
+    # A common ASGI pattern: a task waits for http.disconnect while the
+    # response goes out.
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        events.append(f"{scope['path']} disconnect")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"2")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+    events.append(f"{scope['path']} returned")
+
+
+async def test_a_pending_receive_gets_http_disconnect_once_the_response_is_complete(
+    autojump_clock: trio.abc.Clock, no_tracebacks: None
+) -> None:
+    app = trioweb.Application(
+        [(r"/w/.*", trioweb.ASGIHandler, {"app": watches_while_answering})]
+    )
+    async with TestClient(app) as client:
+        conn = await client.raw()
+        # Pipelined: the second is answered only once the first app returned.
+        await conn.send(
+            b"GET /w/a HTTP/1.1\r\nHost: t\r\n\r\nGET /w/b HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        with trio.fail_after(5):
+            first = await conn.read_response()
+            second = await conn.read_response()
+        await conn.aclose()
+    assert (first.status, first.body, second.status, second.body) == (
+        200,
+        b"ok",
+        200,
+        b"ok",
+    )
+    assert events == [
+        "/w/a disconnect",
+        "/w/a returned",
+        "/w/b disconnect",
+        "/w/b returned",
+    ]
+
+
+async def answers_1xx(scope: Scope, receive: Receive, send: Send) -> None:
+    status = int(scope["query_string"].decode())
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.parametrize("status", [100, 101, 103])
+async def test_an_app_answering_1xx_gets_a_500_and_the_connection_stays_in_step(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = trioweb.Application(
+        [
+            (r"/early", trioweb.ASGIHandler, {"app": answers_1xx}),
+            (r"/", Hello),
+        ]
+    )
+    async with TestClient(app) as client:
+        conn = await client.raw()
+        await conn.send(
+            b"GET /early?%d HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" % status
+        )
+        first = await conn.read_response()
+        second = await conn.read_response()
+        await conn.aclose()
+    assert first.status == 500
+    assert (second.status, second.body) == (200, b"trioweb")
+    assert f"status {status} cannot be a final response" in caplog.text
+
+
 async def test_starlettes_is_disconnected_works_on_trio(
     autojump_clock: trio.abc.Clock, no_tracebacks: None
 ) -> None:

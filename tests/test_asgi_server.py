@@ -94,6 +94,9 @@ async def test_http1_request_and_lifespan_startup() -> None:
         r = await client.get("/info", params={"q": "é x"})
     assert r.status_code == 200
     assert r.http_version == "HTTP/1.1"
+    # The server's Server field only, not trioweb's as well.
+    assert len(r.headers.get_list("server")) == 1
+    assert "trioweb" not in r.headers["server"]
     assert r.json() == {
         "version": "HTTP/1.1",
         "protocol": "http",

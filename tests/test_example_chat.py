@@ -8,8 +8,8 @@ import trio
 import trio.testing
 
 import trioweb
+from examples.chat import Member, Room, make_app
 from examples.chat import app as chat_app
-from examples.chat import make_app
 from trioweb._ws_testing import TestWebSocket
 from trioweb.testing import TestClient
 
@@ -90,3 +90,47 @@ async def test_names_are_capped(name: str) -> None:
         client.websocket_connect(f"/ws?name={name}") as ws,
     ):
         assert await ws.receive_text() == f"* {'x' * 32} joined"
+
+
+async def test_many_slow_members_are_dropped_at_once_with_one_notice() -> None:
+    # Far more stalled clients than the interpreter's recursion limit
+    # (1000): each drop used to broadcast its own notice from inside the
+    # broadcast, one stack frame deeper each time.
+    room = Room()
+    slow, listeners = [], []
+    for i in range(1200):
+        outbox, inbox = trio.open_memory_channel[str](1)
+        outbox.send_nowait("unread")  # a client that stopped reading
+        member = Member(f"slow{i}", outbox)
+        room.members.add(member)
+        slow.append((member, inbox))
+    for name, size in [("ann", 10), ("bob", 10), ("tight", 1)]:
+        outbox, inbox = trio.open_memory_channel[str](size)
+        member = Member(name, outbox)
+        room.members.add(member)
+        listeners.append((member, inbox))
+
+    room.broadcast("hello")
+
+    assert {m.name for m in room.members} == {"ann", "bob"}
+    for member, inbox in slow:
+        assert member.dropped and member.scope.cancel_called
+        assert inbox.receive_nowait() == "unread"
+        with pytest.raises(trio.WouldBlock):
+            inbox.receive_nowait()
+    heard = {}
+    for member, inbox in listeners:
+        heard[member.name] = []
+        while True:
+            try:
+                heard[member.name].append(inbox.receive_nowait())
+            except trio.WouldBlock:
+                break
+    # One notice for the 1,200; "tight" took the message but not that
+    # notice, so it went in a second round, with its own.
+    expected = [
+        "hello",
+        "* 1200 members were too slow and were dropped",
+        "* tight was too slow and was dropped",
+    ]
+    assert heard == {"ann": expected, "bob": expected, "tight": ["hello"]}

@@ -11,6 +11,7 @@ import trio
 import trio.testing
 from helpers import content_length
 
+import trioweb
 from trioweb.errors import HTTPError
 from trioweb.http1 import Exchange
 from trioweb.testing import RawConnection, TestClient
@@ -226,3 +227,62 @@ async def test_bad_header_escaping_the_app_is_a_500_from_the_engine(
     [record] = _errors(caplog)
     assert record.exc_info is not None
     assert record.exc_info[0] is ValueError
+
+
+# -- a 1xx status cannot end an exchange ---------------------------------------------
+
+
+@pytest.mark.parametrize("status", [100, 101, 103])
+async def test_a_1xx_final_response_is_refused_before_anything_is_sent(
+    status: int, http_backend: str
+) -> None:
+    app = BadStatus(status)
+    async with TestClient(app) as client:
+        raw = await client.raw()
+        await raw.send(REQUEST + REQUEST)
+        first = await raw.read_response()
+        second = await raw.read_response()
+        await raw.aclose()
+    assert (first.status, first.body) == (500, b"sorry")
+    assert (second.status, second.body) == (500, b"sorry")
+    assert len(app.errors) == 2
+    assert f"status {status} cannot be a final response" in str(app.errors[0])
+
+
+class BadStatus:
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.errors: list[ValueError] = []
+
+    async def handle_exchange(self, exchange: Exchange) -> None:
+        try:
+            await exchange.send_response(self.status, [content_length(b"")])
+        except ValueError as exc:
+            self.errors.append(exc)
+            assert not exchange.head_sent
+            await exchange.send_response(500, [content_length(b"sorry")], b"sorry")
+
+
+@pytest.mark.parametrize("status", [100, 101, 103])
+async def test_a_handler_answering_1xx_gets_a_500_and_the_connection_stays_in_step(
+    status: int, http_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Early(trioweb.RequestHandler):
+        async def get(self) -> None:
+            self.set_status(int(self.get_argument("s")))
+            await self.finish()
+
+    app = trioweb.Application([("/", Early)])
+    async with TestClient(app) as client:
+        raw = await client.raw()
+        await raw.send(
+            b"GET /?s=%d HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /?s=200 HTTP/1.1\r\nHost: x\r\n\r\n" % status
+        )
+        first = await raw.read_response()
+        second = await raw.read_response()
+        await raw.aclose()
+    assert first.status == 500
+    assert second.status == 200
+    [record] = _errors(caplog)
+    assert record.exc_info is not None and record.exc_info[0] is ValueError

@@ -123,17 +123,41 @@ async def test_an_upgrade_request_to_a_plain_handler_is_served_as_http(
     assert (second.status, second.body) == (200, b"plain")
 
 
-async def test_upgrade_refuses_a_request_with_a_body_or_a_started_response(
-    http_backend: str,
+async def test_upgrade_refuses_a_request_with_a_body_with_a_400(
+    http_backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    errors: list[str] = []
+    refusals: list[trioweb.HTTPError] = []
 
     class App:
         async def handle_exchange(self, exchange: Exchange) -> None:
             try:
                 await exchange.upgrade([])
-            except RuntimeError as exc:
-                errors.append(str(exc))
+            except trioweb.HTTPError as exc:
+                refusals.append(exc)
+                await exchange.send_response(
+                    exc.status_code, [(b"Content-Length", b"0")]
+                )
+
+    async with TestClient(App()) as client:
+        for body, framing in [
+            (b"abc", b"Content-Length: 3\r\n"),
+            (b"3\r\nabc\r\n0\r\n\r\n", b"Transfer-Encoding: chunked\r\n"),
+        ]:
+            raw = await client.raw()
+            await raw.send(HANDSHAKE[:-2] + framing + b"\r\n" + body)
+            response = await raw.read_response()
+            await raw.aclose()
+            assert response.status == 400
+    assert [exc.status_code for exc in refusals] == [400, 400]
+    assert "the request has a body" in str(refusals[0])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_upgrade_refuses_a_started_response(http_backend: str) -> None:
+    errors: list[str] = []
+
+    class App:
+        async def handle_exchange(self, exchange: Exchange) -> None:
             await exchange.send_response(200, [(b"Content-Length", b"0")])
             try:
                 await exchange.upgrade([])
@@ -141,10 +165,7 @@ async def test_upgrade_refuses_a_request_with_a_body_or_a_started_response(
                 errors.append(str(exc))
 
     async with TestClient(App()) as client:
-        response = await client.post("/", body=b"abc")
+        response = await client.get("/")
         await trio.testing.wait_all_tasks_blocked()
     assert response.status == 200
-    assert errors == [
-        "upgrade(): the request has a body",
-        "upgrade(): a response was already started",
-    ]
+    assert errors == ["upgrade(): a response was already started"]

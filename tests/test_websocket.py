@@ -343,6 +343,30 @@ async def test_bad_handshakes_are_refused(
         assert b"\r\nSec-WebSocket-Version: 13\r\n" in head
 
 
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        ("Content-Length", b"abc"),
+        ("Transfer-Encoding", b"3\r\nabc\r\n0\r\n\r\n"),
+    ],
+)
+async def test_a_handshake_with_a_body_is_refused_400(
+    framing: str, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = "3" if framing == "Content-Length" else "chunked"
+    async with TestClient(make_app()) as client:
+        raw = await client.raw()
+        await raw.send(request(**{framing: value}) + body)
+        response = await raw.read_response()
+        await raw.aclose()
+        async with client.websocket_connect("/native") as ws:
+            await ws.send_text("still")
+            assert await ws.receive_text() == "still"
+    assert response.status == 400
+    assert response.body == b"A websocket handshake has no body.\n"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_an_http_1_0_upgrade_is_ignored_400() -> None:
     async with TestClient(make_app()) as client:
         raw = await client.raw()

@@ -102,6 +102,48 @@ async def test_the_default_limit_is_one_mebibyte() -> None:
     assert ws.close_code == 1009
 
 
+def fragmented(opcode: int, payloads: list[bytes]) -> bytes:
+    """One message as raw frames: ``payloads[0]`` with ``opcode``, the rest
+    as continuations, the last one final."""
+    last = len(payloads) - 1
+    return b"".join(
+        frame(opcode if i == 0 else 0, payload, fin=i == last)
+        for i, payload in enumerate(payloads)
+    )
+
+
+@pytest.mark.parametrize(("opcode", "first"), [(1, "é"), (2, "b")])
+async def test_a_message_may_have_only_so_many_fragments(
+    opcode: int, first: str
+) -> None:
+    from trioweb._wssession import max_fragments
+
+    cap = max_fragments(MiB)
+    assert cap == 4096
+    assert max_fragments(64 * MiB) == 64 * 1024
+    app = trioweb.Application([("/", Echo)], websocket_ping_interval=0)
+    async with TestClient(app) as client:
+        async with client.websocket_connect("/") as ws:
+            # At the cap: empty frames are legal, and the message is whole.
+            parts = [first.encode()] + [b""] * (cap - 2) + [b"!"]
+            await ws.send_raw(fragmented(opcode, parts))
+            expected = first + "!"
+            assert await ws.receive() == (
+                expected if opcode == 1 else expected.encode()
+            )
+            # The next message starts counting afresh.
+            await ws.send_raw(fragmented(opcode, [b"a", b"b"]))
+            assert await ws.receive() == ("ab" if opcode == 1 else b"ab")
+        async with client.websocket_connect("/") as ws:
+            # One frame more (far under the size limit): closed 1009.
+            parts = [first.encode()] + [b""] * (cap - 1) + [b"!"]
+            await ws.send_raw(fragmented(opcode, parts))
+            with pytest.raises(trioweb.WebSocketClosedError):
+                await ws.receive()
+    assert ws.close_code == 1009
+    assert ws.close_reason == f"message in more than {cap} frames"
+
+
 # -- compression ---------------------------------------------------------------
 
 
@@ -309,6 +351,46 @@ async def test_the_close_handshake_has_a_timeout(
         # The client never answers the close frame.
         await ws.server_done.wait()
         assert trio.current_time() - start == pytest.approx(3, abs=0.5)
+
+
+async def test_pings_after_the_close_do_not_move_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cancelled: list[float] = []
+
+    class Closer(trioweb.WebSocketHandler):
+        close_timeout = 3
+
+        async def open(self) -> None:
+            await self.close(1000)
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                cancelled.append(trio.current_time() - start)
+                raise
+
+    app = trioweb.Application([("/", Closer)])
+    async with TestClient(app) as client, client.websocket_connect("/") as ws:
+        start = trio.current_time()
+        pings = 0
+
+        async def ping_every_second() -> None:
+            nonlocal pings
+            # The client never answers the close, but keeps talking.
+            while True:
+                await ws.ping(b"p")
+                pings += 1
+                await trio.sleep(1)
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ping_every_second)
+                await ws.server_done.wait()
+                nursery.cancel_scope.cancel()
+        assert trio.current_time() - start == pytest.approx(3, abs=0.5)
+    assert pings >= 3
+    assert len(cancelled) == 1
+    assert cancelled[0] == pytest.approx(3, abs=0.5)
 
 
 # -- the client goes away ------------------------------------------------------

@@ -7,6 +7,7 @@ Also permessage-deflate with a bounded inflate (:class:`CappedDeflate`).
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import math
 import zlib
@@ -56,6 +57,20 @@ _QUEUE_ITEMS = 32
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 _MESSAGE, _PING, _PONG = 0, 1, 2
+
+
+def max_fragments(max_size: int) -> int:
+    """How many frames one message may arrive in, for a message size limit
+    of ``max_size`` bytes: one per KiB of the limit, and at least 4096.
+
+    The size limit counts payload only; without this bound a client could
+    send a message as millions of empty continuation frames, each costing
+    the server work but adding nothing to the count. Past it the connection
+    is closed with 1009, as for a message over the size limit.
+    """
+    return max(4096, max_size // 1024)
+
+
 _CAN_CLOSE = (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
 
 #: The websocket settings and their defaults (a handler class attribute of
@@ -231,6 +246,10 @@ class Session:
         # The close frame went out / the connection can no longer be written.
         self.close_sent = False
         self.broken = False
+        # When our close frame went out, the client has until this time to
+        # answer it: fixed then, so that traffic after it (pings) cannot
+        # move it.
+        self.close_deadline = math.inf
         # Set when the connection is over: the close handshake is complete,
         # or it was abandoned.
         self.over = trio.Event()
@@ -241,8 +260,14 @@ class Session:
         self.pong = trio.Event()
         #: The code the access log shows: the client's, or ours, or 1006.
         self.log_code = 1006
-        self.parts: list[Any] = []
+        # The message being received in fragments: its text, or its
+        # bytes, joined as they arrive (a list of the parts would grow
+        # with each empty frame); its size and how many frames so far.
+        self.text = io.StringIO()
+        self.data = bytearray()
         self.size = 0
+        self.fragments = 0
+        self.max_fragments = max_fragments(self.max_size)
         self.callbacks = (overrides(handler, "on_ping"), overrides(handler, "on_pong"))
 
     # -- the session's life -----------------------------------------------------
@@ -311,7 +336,10 @@ class Session:
         scope = self.app_scope
         if cancel and not self.waiting:
             scope.cancel()
-        scope.deadline = min(scope.deadline, trio.current_time() + self.close_timeout)
+        deadline = self.close_deadline
+        if deadline == math.inf:
+            deadline = trio.current_time() + self.close_timeout
+        scope.deadline = min(scope.deadline, deadline)
 
     def _abandon(self, code: int = 1006) -> None:
         """The connection is dead without a handshake (gone, timed out, a
@@ -377,6 +405,7 @@ class Session:
             return
         self.log_code = code
         self.close_sent = True
+        self._start_close_deadline()
         # Messages still queued are dropped: none is delivered after close.
         self.queue.clear()
         self.queued_bytes = 0
@@ -386,9 +415,16 @@ class Session:
             self.space_lot.unpark_all()
         else:
             self._end()
-        deadline = trio.current_time() + self.close_timeout
+
+    def _start_close_deadline(self) -> None:
+        """Our close frame is out: the reader, and the application, have
+        until ``close_timeout`` from now."""
+        if self.close_deadline != math.inf:
+            return
+        deadline = self.close_deadline = trio.current_time() + self.close_timeout
         if self.receive_scope is not None:
             self.receive_scope.deadline = deadline
+        self.app_scope.deadline = min(self.app_scope.deadline, deadline)
 
     # -- receiving -----------------------------------------------------------------
 
@@ -425,11 +461,10 @@ class Session:
                 for event in ws.events():
                     if not await self._handle(event):
                         return
-                deadline = math.inf
-                if self.close_sent:
-                    deadline = trio.current_time() + self.close_timeout
                 data: bytes | bytearray = b""
-                with trio.CancelScope(deadline=deadline) as self.receive_scope:
+                with trio.CancelScope(
+                    deadline=self.close_deadline
+                ) as self.receive_scope:
                     try:
                         data = await self.stream.receive_some(_RECEIVE_SIZE)
                     except _STREAM_ERRORS:
@@ -451,20 +486,41 @@ class Session:
             if self.close_sent:
                 return True  # after our close: dropped
             data = event.data
-            self.parts.append(data)
+            text = kind is TextMessage
             # The limit is in bytes, as on the wire: text is measured in
             # UTF-8 (isascii() is a flag lookup, so ASCII costs nothing).
-            if kind is TextMessage and not data.isascii():
+            if text and not data.isascii():
                 self.size += len(data.encode("utf-8"))
             else:
                 self.size += len(data)
             if self.size > self.max_size:
                 await self._fail(1009, f"message over {self.max_size} bytes")
                 return False
+            if event.message_finished and not self.fragments:
+                # The usual case: a message in one frame, nothing to join.
+                self.size = 0
+                await self._enqueue(_MESSAGE, data)
+                return True
+            self.fragments += 1
+            if self.fragments > self.max_fragments:
+                await self._fail(
+                    1009, f"message in more than {self.max_fragments} frames"
+                )
+                return False
+            if text:
+                self.text.write(data)
+            else:
+                self.data += data
             if event.message_finished:
-                parts, self.parts, self.size = self.parts, [], 0
-                joiner = "" if kind is TextMessage else b""
-                await self._enqueue(_MESSAGE, joiner.join(parts))
+                message: str | bytes
+                if text:
+                    message = self.text.getvalue()
+                    self.text = io.StringIO()
+                else:
+                    message = bytes(self.data)
+                    self.data = bytearray()
+                self.size = self.fragments = 0
+                await self._enqueue(_MESSAGE, message)
             return True
         if kind is Ping:
             try:
@@ -521,6 +577,7 @@ class Session:
             except WebSocketClosedError:
                 pass
         self.close_sent = True
+        self._start_close_deadline()
         self.over.set()
         self._end()
 

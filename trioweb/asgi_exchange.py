@@ -47,8 +47,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: The adapter reads at most this much request body ahead of the handler.
 READ_AHEAD_LIMIT = 64 * 1024
 
-# Connection-specific fields: the ASGI server frames the response and owns
-# the connection (and HTTP/2 forbids them outright, RFC 9113 8.2.2).
+# Fields the ASGI server owns: the connection-specific ones (it frames the
+# response and owns the connection, and HTTP/2 forbids them outright,
+# RFC 9113 8.2.2), and Server.
 _HOP_BY_HOP = frozenset(
     (
         b"connection",
@@ -56,6 +57,9 @@ _HOP_BY_HOP = frozenset(
         b"proxy-connection",
         b"transfer-encoding",
         b"upgrade",
+        # Not connection-specific, but the server's to say: it adds its own,
+        # and two Server fields would be one too many.
+        b"server",
     )
 )
 
@@ -357,10 +361,12 @@ class ASGIExchange:
         anything is sent; HEAD, 1xx, 204 and 304 responses carry no body,
         and a HEAD response is complete at its head. The reason phrase is
         not sent (ASGI has none). Connection-specific headers are dropped:
-        the server frames the response.
+        the server frames the response; so is ``Server``: the server
+        adds its own.
         """
         if self.head_sent:
             raise RuntimeError("the response head was already sent")
+        writer.check_final_status(status)
         config = self.config
         if self.request_id is not None or config.server_timing:
             headers = observe.response_headers(

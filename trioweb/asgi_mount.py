@@ -133,6 +133,8 @@ class ASGIHandler(RequestHandler):
         self._app_scope: trio.CancelScope | None = None
         self._gone = False
         self._told_gone = False
+        # Set when the client leaves or the response is complete: what a
+        # receive() after the whole request body waits for.
         self._gone_event = trio.Event()
         self._input_error: HTTPError | None = None
         self._started: tuple[int, list[tuple[bytes, bytes]]] | None = None
@@ -299,6 +301,12 @@ class ASGIHandler(RequestHandler):
                 await exchange.send_body(body, end=end)
         except StreamClosedError as exc:
             raise ClientDisconnected(str(exc)) from exc
+        if end:
+            # The response is complete: as under uvicorn or hypercorn, a
+            # receive() waiting for the disconnect gets it now. The engine
+            # reports no disconnect after a finished response, so without
+            # this an app that watches receive() would never return.
+            self._gone_event.set()
 
 
 @contextlib.asynccontextmanager

@@ -405,6 +405,7 @@ class Exchange:
         """
         if self.head_sent:
             raise RuntimeError("the response head was already sent")
+        writer.check_final_status(status)
         conn = self._conn
         close = (
             not self.keep_alive
@@ -554,14 +555,21 @@ class Exchange:
         exchange counts as complete: the access log shows 101, the time
         until the application returned, and :attr:`note`.
 
-        Only for a request without a body, before any response. Raises
-        :exc:`StreamClosedError` if the client is already gone, and
-        :exc:`ValueError` (nothing sent) for an invalid header.
+        Only for a request without a body, before any response: for a
+        request with a body it raises :exc:`HTTPInputError` (400, nothing
+        sent). Raises :exc:`StreamClosedError` if the client is already
+        gone, and :exc:`ValueError` (nothing sent) for an invalid header.
         """
         if self.head_sent:
             raise RuntimeError("upgrade(): a response was already started")
         if self.has_body:
-            raise RuntimeError("upgrade(): the request has a body")
+            # The client's mistake, not the application's: a 400 (and the
+            # connection closed after it, as for any malformed request).
+            raise HTTPInputError(
+                400,
+                "upgrade(): the request has a body; refuse such a request "
+                "before upgrading",
+            )
         head, _, _, _ = writer.encode_head(
             101,
             b"Switching Protocols",

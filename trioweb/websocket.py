@@ -193,6 +193,11 @@ class WebSocketHandler(RequestHandler):
         if "upgrade" not in connection:
             await self._refuse(400, '"Connection" must be "Upgrade".')
             return
+        # A body would have to be read before the switch, and RFC 6455
+        # gives it no meaning: a handshake with one is malformed.
+        if self._exchange.has_body:
+            await self._refuse(400, "A websocket handshake has no body.")
+            return
         if headers.get("Sec-WebSocket-Version", "").strip() != "13":
             self.set_header("Sec-WebSocket-Version", "13")
             await self._refuse(426, "Only WebSocket version 13 is supported.")

@@ -28,6 +28,7 @@ __all__ = [
     "LENGTH",
     "NO_BODY",
     "FramingError",
+    "check_final_status",
     "chunk",
     "encode_head",
 ]
@@ -57,6 +58,22 @@ _FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
 class FramingError(Exception):
     """The application's body does not match the framing it declared (more or
     less than its ``Content-Length``)."""
+
+
+def check_final_status(status: int) -> None:
+    """Raise :exc:`ValueError` unless ``status`` can end an exchange.
+
+    A 1xx response is informational: the client keeps waiting for the
+    real answer, so sent as the only response it would pair this
+    request's answer with the next one's. 101 is sent by
+    ``Exchange.upgrade()``, which hands the connection over.
+    """
+    if status < 200:
+        raise ValueError(
+            f"status {status} cannot be a final response (1xx is "
+            "informational); answer with 200-599, or switch protocols "
+            "through Exchange.upgrade()"
+        )
 
 
 def encode_head(

@@ -265,7 +265,7 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
         pytest.param(
             [f"{APP}:app", "--max-body-size", "-1"],
             2,
-            ["--max-body-size must be 0 or more, got -1"],
+            ["--max-body-size must be a finite number, 0 or more, got -1"],
             id="bad-flag-value",
         ),
         pytest.param(

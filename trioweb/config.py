@@ -10,6 +10,7 @@ record, so a limit means the same thing everywhere. Each field is also a
 from __future__ import annotations
 
 import importlib.util
+import math
 from typing import Any
 
 import attrs
@@ -20,14 +21,30 @@ KiB = 1024
 MiB = 1024 * KiB
 
 
+# Every limit and every wait is finite (docs/design.md, the contract, rule
+# 4): an infinite timeout is a wait without a deadline, so it is refused
+# along with NaN.
+
+
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be greater than 0, got {value!r}")
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(
+            f"{attribute.name} must be a finite number greater than 0, got {value!r}"
+        )
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be 0 or more, got {value!r}")
+    if not value >= 0 or not math.isfinite(value):
+        raise ValueError(
+            f"{attribute.name} must be a finite number, 0 or more, got {value!r}"
+        )
+
+
+def _positive_seconds_or_none(
+    instance: Any, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
 
 
 def _http_backend(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -152,7 +169,9 @@ class ServerConfig:
     min_body_rate_grace: float = attrs.field(default=5.0, validator=_non_negative)
     #: The longest a whole request body may take to arrive (None: no bound
     #: but the two above).
-    body_deadline: float | None = attrs.field(default=None, validator=_positive_or_none)
+    body_deadline: float | None = attrs.field(
+        default=None, validator=_positive_seconds_or_none
+    )
     write_timeout: float = attrs.field(default=30.0, validator=_positive)
     keep_alive_timeout: float = attrs.field(default=5.0, validator=_positive)
 

@@ -452,3 +452,29 @@ async def test_factory_builds_the_app() -> None:
         server.signal(signal.SIGINT)
         assert await server.finish() == 0
     server.assert_clean()
+
+
+async def test_a_failing_background_task_shuts_down_gracefully() -> None:
+    async with serving("tests.apps.lifespan_apps:failing_task") as server:
+        slow = await Client.connect(server.port)
+        await slow.start("GET", "/slow")
+        await server.wait_for("app: started GET /slow")
+        fail = await Client.connect(server.port)
+        assert (await fail.get("/fail")).status == 200
+        # Logged once, with its traceback, on trioweb.error...
+        await server.wait_for(
+            "E trioweb.error: application task failed: RuntimeError: "
+            "background task died; shutting down"
+        )
+        # ...and the request in flight gets the graceful period.
+        reply = await slow.reply()
+        assert (reply.status, reply.body) == (200, b"slept")
+        assert reply.headers.get("connection") == "close"
+        assert await server.finish() == 1
+    assert server.stderr.count("application task failed") == 1, server.stderr
+    assert 'raise RuntimeError("background task died")' in server.stderr
+    assert "app: shutdown hook ran" in server.stderr
+    # No second, raw traceback from the command itself.
+    assert "raise sole" not in server.stderr
+    assert "runpy" not in server.stderr
+    assert "trioweb: error" not in server.stderr

@@ -376,3 +376,33 @@ async def test_a_restarted_worker_that_cannot_start_stops_the_server(
     # Restarted once (after the kill), not again after the start-up failure.
     assert server.stderr.count("restarting it") == 1, server.stderr
     assert "Traceback" not in server.stderr
+
+
+async def test_a_failing_background_task_stops_the_server_without_restarts() -> None:
+    async with serving(
+        "tests.apps.lifespan_apps:failing_task", "--workers", "2"
+    ) as server:
+        status, _ = await reply_status(await send(tcp(server.port), "/fail"))
+        assert status == 200
+        assert await server.finish() == 1
+    assert "restarting" not in server.stderr, server.stderr
+    assert len(re.findall(r"worker \d started", server.stderr)) == 2
+    assert "application task failed: RuntimeError: background task died" in (
+        server.stderr
+    )
+    assert "raise sole" not in server.stderr
+    assert re.search(
+        r"trioweb: error: worker \d \(pid \d+\): an application task failed "
+        r"\(logged above\); stopped the server\n$",
+        server.stderr,
+    ), server.stderr
+
+
+async def reply_status(stream: trio.abc.Stream) -> tuple[int, bytes]:
+    """Read a response to its end: (status, body)."""
+    data = b""
+    async with stream:
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body

@@ -30,7 +30,7 @@ import attrs
 
 from . import __version__
 from .config import ServerConfig
-from .errors import StartupError
+from .errors import ApplicationTaskError, StartupError
 from .logs import LogConfigError
 from .server import ListenError, interrupt_on_sigterm, run
 from .tls import TLSConfigError, make_ssl_context
@@ -487,6 +487,10 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> None:
         _fail(f"{exc}{_TRACEBACK_HINT}")
     except LogConfigError as exc:
         _fail(str(exc), code=2)
+    except ApplicationTaskError:
+        # Logged (with its traceback) on trioweb.error when it happened;
+        # the server has shut down gracefully since.
+        sys.exit(1)
 
 
 _TRACEBACK_HINT = " (--log-level debug shows the traceback)"

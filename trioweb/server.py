@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
 import logging
 import os
 import signal
@@ -123,6 +124,8 @@ class Server:
         # cancels the start-up instead (see _watch_signals).
         self._startup_scope: trio.CancelScope | None = None
         self._interrupted = False
+        # A signal has begun the graceful shutdown: the next one stops now.
+        self._signalled = False
         # True once the connections are gone and the lifespan's exit (the
         # application's tear-down) is what remains of the shutdown.
         self._serving_over = False
@@ -282,13 +285,19 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: Any) -> AsyncIterator[None]:
+async def _lifespan(app: Any, server: Server) -> AsyncIterator[None]:
     running = getattr(app, "running", None)
     if running is None:
         yield
-    else:
-        async with running():
-            yield
+        return
+    options: dict[str, Any] = {}
+    if "on_task_failure" in inspect.signature(running).parameters:
+        # A background task that fails shuts the server down gracefully
+        # (Application.running logs it and raises ApplicationTaskError at
+        # the end) instead of cancelling the requests in flight.
+        options["on_task_failure"] = server.shutdown
+    async with running(**options):
+        yield
 
 
 async def _open_listeners(config: ServerConfig) -> list[trio.SocketListener]:
@@ -510,7 +519,7 @@ async def serve_until(
             try:
                 with trio.CancelScope() as startup:
                     server._startup_scope = startup
-                    async with _lifespan(app):
+                    async with _lifespan(app, server):
                         await server._serve(task_status)
                         server._serving_over = True
                         if server._forced:
@@ -572,10 +581,13 @@ def _on_signal(server: Server, name: str) -> None:
             else "during start-up: stopping",
         )
         server._interrupt_startup()
-    elif server._shutdown_requested.is_set():
+    elif server._signalled:
         log.warning("second %s: stopping now", name)
         server.force_stop()
     else:
+        # A first signal during a shutdown that began otherwise (an
+        # application task failed, the supervisor is gone) is no hurry.
+        server._signalled = True
         log.info(
             "%s: shutting down gracefully (up to %g s)",
             name,

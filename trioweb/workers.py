@@ -38,6 +38,10 @@ The rules:
   over its "ready" pipe, and the supervisor stops the server with that one
   line -- also after the start, as a restart would fail the same way. The
   traceback is logged (by the worker) only at ``--log-level debug``.
+* A worker whose application's background task failed
+  (:exc:`~trioweb.ApplicationTaskError`) logs it, shuts down gracefully
+  and exits with status 70; the supervisor stops the server (the others
+  shut down gracefully too) rather than restart it in a loop.
 * SIGINT or SIGTERM: the supervisor stops listening and sends SIGTERM to
   every worker, which shuts down gracefully (:mod:`trioweb.server`); a
   second signal is forwarded too and stops them now. A worker still
@@ -71,7 +75,7 @@ import attrs
 import trio
 
 from .config import ServerConfig
-from .errors import StartupError
+from .errors import ApplicationTaskError, StartupError
 from .http1 import ExchangeApp
 from .server import (
     ListenError,
@@ -105,6 +109,9 @@ KILL_MARGIN = 5.0
 #: could not start (followed by the reason).
 _READY = b"r"
 _CANNOT_START = b"E"
+#: A worker's exit status when a background task of its application failed
+#: (logged by the worker): a restart would most likely fail the same way.
+_APP_TASK_FAILED = 70
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
@@ -482,6 +489,15 @@ class _Supervisor:
                 self.error = f"{reason}; stopped the server"
                 self.app_cannot_start = True
                 self._stop()
+            elif (
+                os.waitstatus_to_exitcode(status) == _APP_TASK_FAILED
+                and not self.stopping
+            ):
+                self.error = (
+                    f"worker {slot.number} (pid {pid}): an application task "
+                    "failed (logged above); stopped the server"
+                )
+                self._stop()
             elif not self.stopping:
                 self._failed(
                     slot, what if slot.ready else what + " before it was ready"
@@ -599,6 +615,8 @@ class _Supervisor:
         except ListenError as exc:
             log.error("%s", exc.strerror or exc)
             return 1
+        except ApplicationTaskError:
+            return _APP_TASK_FAILED  # logged (Application.running)
         except StartupError as exc:
             log.debug("worker %d could not start", slot_number, exc_info=exc.error)
             with contextlib.suppress(OSError):

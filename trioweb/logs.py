@@ -180,6 +180,18 @@ def _now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
+def peer_name(client: tuple[str, int] | None) -> str | None:
+    """``client`` as the logs show it: ``host:port``, an IPv6 address in
+    brackets (``[::1]:48570``), and the address alone when the port is
+    unknown (0: a client a trusted proxy reported gives only its address)."""
+    if client is None:
+        return None
+    host, port = client
+    if not port:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def access_line(
     exchange: Exchange, status: int, duration_ms: float, fmt: str = "text"
 ) -> str:
@@ -187,7 +199,7 @@ def access_line(
     # exchange.client: the application may have replaced the peer with the
     # client a trusted proxy reported.
     client = exchange.client
-    peer = f"{client[0]}:{client[1]}" if client is not None else None
+    peer = peer_name(client)
     if fmt == "json":
         return json.dumps(
             {
@@ -227,7 +239,7 @@ def rejection_line(
     fmt: str = "text",
 ) -> str:
     """The access log's line for a request refused before it was parsed."""
-    peer = f"{client[0]}:{client[1]}" if client is not None else None
+    peer = peer_name(client)
     if fmt == "json":
         return json.dumps(
             {

@@ -163,6 +163,22 @@ async def test_sigint_finishes_in_flight_then_a_second_sigint_stops_now() -> Non
     assert re.search(r'"POST /echo\?x=1 HTTP/1\.1" 200 5 ', server.stderr)
 
 
+async def test_sighup_shuts_down_gracefully() -> None:
+    async with serving(f"{APP}:app") as server:
+        echo = await Client.connect(server.port)
+        await echo.start("POST", "/echo", length=5)
+        await echo.send_body(b"he")
+        await server.wait_for("app: started POST /echo")
+        server.signal(signal.SIGHUP)
+        await server.wait_for("SIGHUP: shutting down gracefully (up to 10 s)")
+        await echo.send_body(b"llo", end=True)
+        reply = await echo.reply()
+        assert (reply.status, reply.body) == (200, b"hello")
+        assert reply.headers.get("connection") == "close"
+        assert await server.finish() == 0
+    server.assert_clean()
+
+
 async def test_sigterm_with_a_client_that_does_not_read() -> None:
     graceful = 0.3
     async with serving(
@@ -198,7 +214,9 @@ async def test_sigterm_with_a_client_that_does_not_read() -> None:
 # -- interrupted while starting ------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"]
+)
 async def test_a_signal_while_importing_exits_quietly(signum: int) -> None:
     async with trioweb("serve", "tests.apps.slow_import:app", "--port", "0") as process:
         await process.wait_for("app: importing")
@@ -412,7 +430,11 @@ async def test_a_second_signal_in_the_graceful_period_cancels_the_tear_down() ->
 
 
 @pytest.mark.parametrize("workers", ["1", "2"], ids=["1-process", "2-workers"])
-@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize(
+    "second",
+    [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+    ids=["INT", "TERM", "HUP"],
+)
 async def test_a_second_signal_while_the_process_exits_is_ignored(
     second: int, workers: str
 ) -> None:

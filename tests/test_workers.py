@@ -152,13 +152,18 @@ async def test_a_killed_worker_is_restarted() -> None:
         await stop(server)
 
 
-async def test_sigterm_lets_the_request_in_flight_finish() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+async def test_sigterm_lets_the_request_in_flight_finish(
+    signum: signal.Signals,
+) -> None:
     async with serving(f"{APP}:app", "--workers", "2") as server:
         pids = set(server.workers().values())
         slow = await send(tcp(server.port), "/slow")
         await server.wait_for("app: started GET /slow")
-        server.process.send_signal(signal.SIGTERM)
-        await server.wait_for("SIGTERM: stopping 2 worker(s) gracefully (up to 10 s)")
+        server.process.send_signal(signum)
+        await server.wait_for(
+            f"{signum.name}: stopping 2 worker(s) gracefully (up to 10 s)"
+        )
         status, pid = await reply(slow)
         assert status == 200 and pid in pids
         assert await server.finish() == 0

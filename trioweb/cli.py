@@ -210,7 +210,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "serve",
         help="serve an application over HTTP/1.1",
         description=(
-            "Serve the application MODULE:ATTR until SIGINT or SIGTERM, then "
+            "Serve the application MODULE:ATTR until SIGINT, SIGTERM or SIGHUP, then "
             "shut down gracefully (a second signal stops now)."
         ),
     )

@@ -67,6 +67,12 @@ _ACCEPT_CAPACITY_ERRNOS = {
 }
 
 
+#: The signals that stop ``trioweb serve`` and :func:`run` gracefully (a
+#: second one stops now). SIGHUP is among them: a closed terminal or a
+#: supervisor that sends it gets a graceful shutdown, not a kill.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class ListenError(OSError):
     """The server could not listen where it was told to.
 
@@ -617,7 +623,8 @@ def run(
     log_config: str | None = None,
     **options: Any,
 ) -> None:
-    """Serve ``app`` from a script until SIGINT or SIGTERM; then exit cleanly.
+    """Serve ``app`` from a script until SIGINT, SIGTERM or SIGHUP; then exit
+    cleanly.
 
     ``options`` are :class:`ServerConfig` fields (applied over ``config``
     when both are given)::
@@ -627,12 +634,13 @@ def run(
 
     Logs go to stderr at ``log_level`` (see :mod:`trioweb.logs`), and one
     ``trioweb: serving on ...`` line announces each address once listening.
-    Ctrl-C or SIGTERM starts a graceful shutdown (a second one stops now)
+    Ctrl-C, SIGTERM or SIGHUP starts a graceful shutdown (a second one stops
+    now)
     and :func:`run` returns normally: no traceback, no exception
     group. Raises :exc:`ListenError` if the address cannot be listened on.
 
-    The process is on its way out then: :func:`run` returns with SIGINT and
-    SIGTERM ignored, so that one more Ctrl-C while Python exits cannot turn
+    The process is on its way out then: :func:`run` returns with SIGINT,
+    SIGTERM and SIGHUP ignored, so that one more Ctrl-C while Python exits cannot turn
     a clean exit (status 0) into a traceback or a kill. A script that goes
     on after :func:`run` and wants them back calls :func:`signal.signal`.
 
@@ -682,7 +690,7 @@ def run(
                     app,
                     config,
                     ssl_context=ssl_context,
-                    signals=(signal.SIGINT, signal.SIGTERM),
+                    signals=STOP_SIGNALS,
                     then_ignore_signals=True,
                     task_status=announcer,
                 )
@@ -708,28 +716,34 @@ def _sigterm_as_sigint(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def interrupt_on_sigterm() -> Iterator[None]:
-    """Within this block, SIGTERM interrupts the program as Ctrl-C does.
+    """Within this block, SIGTERM and SIGHUP interrupt the program as Ctrl-C
+    does.
 
-    Python's default for SIGTERM kills the process on the spot, exit status
-    -15, no clean-up. :func:`serve` handles SIGTERM itself once it runs;
-    this covers the moments before (importing the application, starting
+    Python's default for SIGTERM and SIGHUP kills the process on the spot,
+    exit status -15 (-1), no clean-up. :func:`run` handles them itself once
+    the server runs; this covers the moments before (importing the application, starting
     trio), so that a supervisor stopping a server that is still starting
     gets the same clean exit as one stopping a running server. Does nothing
-    outside the main thread, or if SIGTERM already has a handler.
+    outside the main thread; leaves a signal that already has a handler
+    (or is ignored) alone.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+    ours = [
+        signum
+        for signum in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(signum) is signal.SIG_DFL
+    ]
+    for signum in ours:
+        signal.signal(signum, _sigterm_as_sigint)
     try:
         yield
     finally:
-        # Only if still ours: run() may have left it ignored (see there).
-        if signal.getsignal(signal.SIGTERM) is _sigterm_as_sigint:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in ours:
+            # Only if still ours: run() may have left it ignored (see there).
+            if signal.getsignal(signum) is _sigterm_as_sigint:
+                signal.signal(signum, signal.SIG_DFL)
 
 
 def announce(

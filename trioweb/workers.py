@@ -3,7 +3,7 @@
 One trio process uses one CPU. To use more, this process becomes a
 *supervisor*: it opens the address, forks N workers that each run
 :func:`~trioweb.server.serve` on it, restarts a worker that dies, and stops
-them all on SIGINT/SIGTERM. It serves no request itself.
+them all on SIGINT/SIGTERM/SIGHUP. It serves no request itself.
 
 How the workers share one address:
 
@@ -42,14 +42,15 @@ The rules:
   (:exc:`~trioweb.ApplicationTaskError`) logs it, shuts down gracefully
   and exits with status 70; the supervisor stops the server (the others
   shut down gracefully too) rather than restart it in a loop.
-* SIGINT or SIGTERM: the supervisor stops listening and sends SIGTERM to
-  every worker, which shuts down gracefully (:mod:`trioweb.server`); a
+* SIGINT, SIGTERM or SIGHUP: the supervisor stops listening and sends
+  SIGTERM to every worker, which shuts down gracefully (:mod:`trioweb.server`); a
   second signal is forwarded too and stops them now. A worker still
   running ``graceful_timeout`` + the application's ``shutdown_timeout``
   (its tear-down's deadline) + 5 s after the first signal is killed, or 5 s
   after a second signal. The supervisor then returns (exit status 0).
-* Workers ignore SIGINT (Ctrl-C reaches the whole process group; the
-  supervisor's forwarded SIGTERM is the one that counts), and shut down
+* Workers ignore SIGINT and SIGHUP (Ctrl-C and a closed terminal reach the
+  whole process group; the supervisor's forwarded SIGTERM is the one that
+  counts), and shut down
   gracefully by themselves if the supervisor dies (a pipe from it closes).
 """
 
@@ -78,6 +79,7 @@ from .config import ServerConfig
 from .errors import ApplicationTaskError, StartupError
 from .http1 import ExchangeApp
 from .server import (
+    STOP_SIGNALS,
     ListenError,
     announce,
     bind_unix_socket,
@@ -113,8 +115,8 @@ _CANNOT_START = b"E"
 #: (logged by the worker): a restart would most likely fail the same way.
 _APP_TASK_FAILED = 70
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+_STOP_SIGNALS = STOP_SIGNALS
+_HANDLED = {*STOP_SIGNALS, signal.SIGCHLD}
 
 
 class WorkerStartError(RuntimeError):
@@ -151,7 +153,7 @@ def run_workers(
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve ``app`` from ``workers`` processes (0: one per CPU) until
-    SIGINT or SIGTERM; return once they have all exited.
+    SIGINT, SIGTERM or SIGHUP; return once they have all exited.
 
     Must be called from the main thread of a process that is not running
     trio. Raises :exc:`ListenError` if the address cannot be listened on,
@@ -580,12 +582,14 @@ class _Supervisor:
         self, slot_number: int, ready_fd: int, mask: set[int | signal.Signals]
     ) -> int:
         """The worker process's life, from fork() to its exit status."""
-        # Drop what belongs to the supervisor. Workers ignore SIGINT, and
+        # Drop what belongs to the supervisor. Workers ignore SIGINT and
+        # SIGHUP (a closed terminal sends it to them too), and
         # keep SIGTERM blocked until serve() has its handler in place (so a
         # SIGTERM that comes early is delivered then, not lost).
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask | {signal.SIGTERM})
         self.selector.close()

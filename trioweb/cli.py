@@ -247,7 +247,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "--log-level, if given, still sets trioweb's loggers' level",
     )
     reload = serve.add_argument_group(
-        "reload (development; needs trioweb[reload])",
+        "reload (development; needs watchfiles: pip install watchfiles)",
         "restart the server when a watched file changes",
     )
     reload.add_argument(

@@ -277,7 +277,7 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
         pytest.param(
             [f"{APP}:not_an_app"],
             1,
-            ["is a int, not an application"],
+            ["is an int, not an application"],
             id="not-an-app",
         ),
         pytest.param(
@@ -341,8 +341,38 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
         pytest.param(
             [f"{STARTUP}:failing_hook", "--factory"],
             1,
-            ["--factory: ", "is a Application, not a function"],
+            ["--factory: ", "is an Application, not a function"],
             id="factory-flag-on-an-app",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--uds", "/tmp/x.sock", "--port", "8001"],
+            2,
+            ["--uds and --port cannot both be given", "--port would be ignored"],
+            id="uds-and-port",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--uds", "/tmp/x.sock", "--host", "0.0.0.0"],
+            2,
+            ["--uds and --host cannot both be given"],
+            id="uds-and-host",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--fd", "3", "--port", "8001"],
+            2,
+            ["--fd and --port cannot both be given"],
+            id="fd-and-port",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--fd", "3", "--host", "::"],
+            2,
+            ["--fd and --host cannot both be given"],
+            id="fd-and-host",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--app-dir", "/nonexistent/dir", "--port", "0"],
+            2,
+            ["--app-dir '/nonexistent/dir' is not a directory"],
+            id="app-dir-missing",
         ),
     ],
 )

@@ -130,6 +130,32 @@ async def test_a_certfile_holding_the_key_too(certs: dict[str, Any]) -> None:
         await stop(server)
 
 
+async def test_ca_certs_without_cert_reqs_is_a_warning(
+    certs: dict[str, Any],
+) -> None:
+    # uvicorn accepts --ssl-ca-certs alone (and ignores it): so does trioweb,
+    # but it says so.
+    async with trioweb_process(
+        "serve",
+        APP,
+        "--port",
+        "0",
+        "--certfile",
+        certs["cert"],
+        "--ca-certs",
+        certs["cert"],
+    ) as server:
+        port = await port_of(server, "https")
+        async with httpx.AsyncClient(verify=certs["client"]) as client:
+            r = await client.get(f"https://127.0.0.1:{port}/")
+        assert r.status_code == 200
+        await stop(server)
+    assert (
+        "trioweb: warning: --ca-certs has no effect without --cert-reqs "
+        "optional or required" in server.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -281,7 +307,10 @@ def test_the_systemd_variables_are_not_passed_on() -> None:
     [
         (["--fd", "99"], "cannot listen on file descriptor 99: no such file"),
         (["--fd", "0"], "not a socket"),
-        (["--fd", "3", "--uds", "/tmp/x.sock"], "fd and uds cannot both be given"),
+        (
+            ["--fd", "3", "--uds", "/tmp/x.sock"],
+            "error: --fd and --uds cannot both be given",
+        ),
     ],
 )
 async def test_bad_fd_is_a_one_line_error(flags: list[str], message: str) -> None:

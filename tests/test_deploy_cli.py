@@ -159,7 +159,11 @@ async def test_ca_certs_without_cert_reqs_is_a_warning(
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--keyfile", "k.pem"], "--keyfile need --certfile"),
+        (["--keyfile", "k.pem"], "--keyfile needs --certfile"),
+        (
+            ["--keyfile", "k.pem", "--cert-reqs", "required"],
+            "--keyfile, --cert-reqs need --certfile",
+        ),
         (["--certfile", "/nonexistent.pem"], "cannot read the certificate"),
         (["--cert-reqs", "always"], "--cert-reqs must be one of none, optional"),
     ],
@@ -331,6 +335,24 @@ async def test_fd_of_a_file_is_refused(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert "the file descriptor is not a socket" in server.stderr
+
+
+async def test_fd_of_a_connected_socket_is_refused() -> None:
+    listener = listening_socket()
+    connected = socket.create_connection(listener.getsockname())
+    try:
+        fd = connected.fileno()
+        async with process(
+            [sys.executable, "-m", "trioweb", "serve", APP, "--fd", str(fd)],
+            pass_fds=(fd,),
+        ) as server:
+            assert await server.finish() == 1
+    finally:
+        connected.close()
+        listener.close()
+    assert "the socket is connected (to ('127.0.0.1', " in server.stderr
+    assert "not listening: pass a listening socket" in server.stderr
+    server.assert_clean()
 
 
 # -- --root-path -----------------------------------------------------------------

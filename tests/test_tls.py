@@ -405,8 +405,9 @@ def test_an_encrypted_key_with_its_password(certs: Certs, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"keyfile": "k.pem"}, "--keyfile need --certfile"),
-        ({"cert_reqs": "required"}, "--cert-reqs need --certfile"),
+        ({"keyfile": "k.pem"}, "--keyfile needs --certfile"),
+        ({"cert_reqs": "required"}, "--cert-reqs needs --certfile"),
+        ({"keyfile": "k.pem", "ca_certs": "c.pem"}, "--ca-certs need --certfile"),
         ({"certfile": "/nonexistent.pem"}, "No such file"),
         ({"cert_reqs": "required", "certfile": "x"}, "needs --ca-certs"),
     ],

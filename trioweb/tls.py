@@ -90,8 +90,9 @@ def make_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
             given.append("--cert-reqs")
         if given:
             raise TLSConfigError(
-                f"{', '.join(given)} need --certfile (the server's certificate): "
-                "give --certfile to serve HTTPS"
+                f"{', '.join(given)} "
+                f"{'needs' if len(given) == 1 else 'need'} --certfile (the "
+                "server's certificate): give --certfile to serve HTTPS"
             )
         return None
     if config.cert_reqs != "none" and config.ca_certs is None:

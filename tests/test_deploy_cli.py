@@ -478,6 +478,26 @@ async def test_log_config(tmp_path: Path, kind: str) -> None:
         ('{"version": 99}', "bad.json", "ValueError"),
         ("[]", "list.json", "expected a dictConfig mapping"),
         ("", "missing.ini", "No such file"),
+        # dictConfig's own message names the handler; its cause says why.
+        (
+            '{"version": 1, "handlers": {"h": {"class": "logging.FileHandler", '
+            '"filename": "/nonexistent/dir/x.log"}}, "root": {"handlers": ["h"]}}',
+            "file.json",
+            "Unable to configure handler 'h': FileNotFoundError: No such file or "
+            "directory: '/nonexistent/dir/x.log'",
+        ),
+        (
+            '{"version": 1, "handlers": {"h": {"class": "nosuch.Handler"}}}',
+            "class.json",
+            "Cannot resolve 'nosuch.Handler': No module named 'nosuch'",
+        ),
+        # A YAML error keeps its position.
+        (
+            "a: [\n",
+            "bad.yaml",
+            "ParserError: expected the node content, but found '<stream end>' "
+            "(line 2, column 1)",
+        ),
     ],
 )
 async def test_a_bad_log_config_is_a_one_line_error(
@@ -492,6 +512,18 @@ async def test_a_bad_log_config_is_a_one_line_error(
         assert await server.finish() == 2
     assert f"--log-config {path}: " in server.stderr
     assert message in server.stderr
+    server.assert_clean()
+
+
+@pytest.mark.parametrize("name", ["logging.json", "logging.ini"])
+async def test_a_log_config_that_is_a_directory(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.mkdir()
+    async with trioweb_process(
+        "serve", APP, "--port", "0", "--log-config", str(path)
+    ) as server:
+        assert await server.finish() == 2
+    assert f"--log-config {path} is a directory: give the logging" in server.stderr
     server.assert_clean()
 
 

@@ -72,6 +72,11 @@ def load_log_config(path: str) -> None:
     (existing loggers are left enabled). Raises :exc:`LogConfigError`.
     """
     extension = os.path.splitext(path)[1].lower()
+    if os.path.isdir(path):
+        raise LogConfigError(
+            f"--log-config {path} is a directory: give the logging "
+            "configuration file (.json, .yaml or .ini)"
+        )
     try:
         if extension in (".json", ".yaml", ".yml"):
             with open(path, encoding="utf-8") as file:
@@ -101,10 +106,39 @@ def load_log_config(path: str) -> None:
     except OSError as exc:
         raise LogConfigError(f"--log-config {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # json, yaml, configparser, dictConfig errors
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LogConfigError(
-            f"--log-config {path}: {type(exc).__name__}: {message}"
-        ) from None
+        raise LogConfigError(f"--log-config {path}: {_explain(exc)}") from None
+
+
+def _explain(exc: BaseException) -> str:
+    """One line for a configuration error, with the causes dictConfig
+    chains (``Unable to configure handler 'h'`` says nothing of *why*: the
+    missing directory, the class that does not exist, is its cause)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = _one_line(error)
+        said = text.partition(": ")[2] or text
+        if not any(said in part for part in parts):
+            parts.append(text)
+        error = error.__cause__
+    return ": ".join(parts)
+
+
+def _one_line(exc: BaseException) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        # A YAML error: its first line ("while parsing a flow node") says
+        # neither what is wrong nor where; the problem and its mark do.
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{type(exc).__name__}: {problem} ({where})"
+    if isinstance(exc, OSError) and exc.strerror:
+        name = f": {exc.filename!r}" if exc.filename else ""
+        return f"{type(exc).__name__}: {exc.strerror}{name}"
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def configure_logging(

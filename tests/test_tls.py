@@ -428,6 +428,22 @@ def test_a_key_that_does_not_match_the_certificate(
         make_ssl_context(ServerConfig(certfile=certs.cert_file, keyfile=str(other)))
 
 
+def test_a_file_missing_the_key_or_the_certificate_says_so(certs: Certs) -> None:
+    # OpenSSL's own message ("PEM lib") is about passwords.
+    with pytest.raises(TLSConfigError) as info:
+        make_ssl_context(ServerConfig(certfile=certs.cert_file))
+    assert str(info.value) == f"{certs.cert_file} holds no private key: give --keyfile"
+    with pytest.raises(TLSConfigError) as info:
+        make_ssl_context(ServerConfig(certfile=certs.key_file, keyfile=certs.key_file))
+    assert str(info.value).startswith(f"{certs.key_file} holds no certificate")
+    with pytest.raises(TLSConfigError) as info:
+        make_ssl_context(
+            ServerConfig(certfile=certs.cert_file, keyfile=certs.cert_file)
+        )
+    assert str(info.value).startswith(f"{certs.cert_file} holds no private key")
+    assert "password" not in str(info.value)
+
+
 def test_bad_ciphers_and_ca_file(certs: Certs) -> None:
     with pytest.raises(TLSConfigError, match="selects no cipher"):
         make_ssl_context(ServerConfig(**tls_options(certs, ssl_ciphers="NOPE")))

@@ -311,6 +311,24 @@ async def test_a_bad_worker_count_is_a_one_line_error() -> None:
     assert "--workers: expected 0 or more, got -1" in one_line_error(process.stderr)
 
 
+async def test_too_many_workers_is_a_one_line_error() -> None:
+    # Regression: --workers 100000 forked without bound.
+    limit = 16 * (os.cpu_count() or 1)
+    async with trioweb("serve", f"{APP}:app", "--workers", str(limit + 1)) as p:
+        assert await p.finish() == 2
+    line = one_line_error(p.stderr)
+    assert f"--workers: expected at most {limit} (16 per CPU" in line
+    assert "worker 1 started" not in p.stderr
+
+
+def test_worker_count_refuses_too_many() -> None:
+    from trioweb.workers import max_workers, worker_count
+
+    assert worker_count(max_workers()) == max_workers()
+    with pytest.raises(ValueError, match=f"workers must be at most {max_workers()}"):
+        worker_count(max_workers() + 1)
+
+
 async def test_port_in_use_is_found_by_the_supervisor() -> None:
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))

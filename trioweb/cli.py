@@ -141,6 +141,13 @@ def _workers(text: str) -> int:
     count = _int(text)
     if count < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {count}")
+    from .workers import max_workers
+
+    if count > max_workers():
+        raise argparse.ArgumentTypeError(
+            f"expected at most {max_workers()} (16 per CPU: {os.cpu_count() or 1} "
+            f"CPUs), got {count}"
+        )
     return count
 
 

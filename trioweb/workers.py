@@ -89,7 +89,7 @@ from .server import (
 )
 from .sockets import inherited_socket
 
-__all__ = ["WorkerStartError", "run_workers", "worker_count"]
+__all__ = ["WorkerStartError", "max_workers", "run_workers", "worker_count"]
 
 log = logging.getLogger("trioweb.error")
 
@@ -138,10 +138,23 @@ def _teardown_time(app: ExchangeApp) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+def max_workers() -> int:
+    """The most worker processes allowed: 16 per CPU. More only slows the
+    machine down (each is a whole Python process), and a typo such as
+    ``--workers 100000`` must not fork without bound."""
+    return 16 * (os.cpu_count() or 1)
+
+
 def worker_count(workers: int) -> int:
-    """How many processes ``workers`` means: 0 is one per CPU."""
+    """How many processes ``workers`` means: 0 is one per CPU. Raises
+    :exc:`ValueError` past :func:`max_workers`."""
     if workers < 0:
         raise ValueError(f"workers must be 0 or more, got {workers!r}")
+    if workers > max_workers():
+        raise ValueError(
+            f"workers must be at most {max_workers()} (16 per CPU, "
+            f"{os.cpu_count() or 1} CPUs), got {workers!r}"
+        )
     return workers or os.cpu_count() or 1
 
 

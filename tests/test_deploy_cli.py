@@ -530,3 +530,58 @@ async def test_a_log_config_that_is_a_directory(tmp_path: Path, name: str) -> No
 def test_environment_is_unchanged_by_the_suite() -> None:
     # The systemd tests set LISTEN_* only in their children.
     assert "LISTEN_FDS" not in os.environ
+
+
+# -- JSON logs only --------------------------------------------------------------
+
+
+def documented_json_log_config() -> str:
+    """The logging configuration in docs/deployment.md's "JSON logs only"."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    section = text.split("## JSON logs only")[1].split("\n## ")[0]
+    [config] = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    return config
+
+
+async def test_the_documented_json_log_config(tmp_path: Path) -> None:
+    config = tmp_path / "logging.json"
+    config.write_text(documented_json_log_config())
+    argv = [
+        sys.executable, "-m", "trioweb", "serve",
+        "tests.apps.lifespan_apps:failing_task", "--port", "0",
+        "--access-log-format", "json", "--log-config", str(config),
+    ]  # fmt: skip
+    proc = await trio.lowlevel.open_process(
+        argv, cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    server = ServerProcess(proc)
+    stdout = b""
+    try:
+        with trio.fail_after(DEADLINE):
+            port = await port_of(server)
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"http://127.0.0.1:{port}/fail")).is_success
+            # A failing application task: an error record with a traceback.
+            assert await server.finish() == 1
+            assert proc.stdout is not None
+            while data := await proc.stdout.receive_some(65536):
+                stdout += data
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            await stream.aclose()
+    records = [json.loads(line) for line in stdout.decode().splitlines()]
+    access = [r for r in records if r.get("target") == "/fail"]
+    assert len(access) == 1 and access[0]["status"] == 200
+    [failed] = [r for r in records if r.get("level") == "ERROR"]
+    assert failed["logger"] == "trioweb.error"
+    assert failed["message"].startswith("application task failed: RuntimeError")
+    assert 'raise RuntimeError("background task died")' in failed["traceback"]
+    # On stderr, only what is not a log record (and the test app's marker).
+    assert server.stderr.splitlines() == [
+        f"trioweb: serving on http://127.0.0.1:{port}",
+        "app: shutdown hook ran",
+    ]

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .http1 import Exchange
 
 __all__ = [
+    "JSONFormatter",
     "LogConfigError",
     "access_line",
     "configure_logging",
@@ -56,6 +57,36 @@ __all__ = [
 ]
 
 _FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line for any record: for the error log when every
+    line must parse as JSON (``--log-config``; see docs/deployment.md).
+
+    The object has ``time`` (UTC, as the access log's), ``level``,
+    ``logger``, ``message`` and, when the record carries one, ``traceback``
+    (the formatted exception, newlines escaped). In a dictConfig::
+
+        "formatters": {"json": {"()": "trioweb.logs.JSONFormatter"}}
+
+    The access log's JSON lines are already objects: give ``trioweb.access``
+    a ``"%(message)s"`` formatter rather than this one.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        entry: dict[str, object] = {
+            "time": created.strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{created.microsecond // 1000:03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["traceback"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=True)
 
 
 class LogConfigError(ValueError):

@@ -379,6 +379,30 @@ async def test_an_app_whose_startup_hook_fails_is_one_line_and_no_restart() -> N
     ], process.stderr
 
 
+async def test_workers_stopped_during_start_up_do_not_blame_a_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: they said "SIGTERM during start-up: stopping", a signal
+    # the operator never sent.
+    monkeypatch.setenv("TRIOWEB_TEST_FIRST", str(tmp_path / "first"))
+    async with trioweb(
+        "serve", f"{STARTUP}:one_fails", "--workers", "2", "--port", "0"
+    ) as process:
+        await process.wait_for("app: waiting in start-up")
+        assert await process.finish() == 1
+    assert "SIGTERM" not in process.stderr, process.stderr
+    assert "the supervisor is stopping the server: stopping during start-up" in (
+        process.stderr
+    )
+    assert (
+        process.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"trioweb: error: startup hook {STARTUP}.first_fails_others_wait failed"
+        )
+    )
+
+
 async def test_a_restarted_worker_that_cannot_start_stops_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

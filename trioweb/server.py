@@ -132,6 +132,9 @@ class Server:
         self._interrupted = False
         # A signal has begun the graceful shutdown: the next one stops now.
         self._signalled = False
+        #: Who sends the signals, when it is not the operator ("the
+        #: supervisor", in a worker process): named in the start-up message.
+        self.signals_from: str | None = None
         # True once the connections are gone and the lifespan's exit (the
         # application's tear-down) is what remains of the shutdown.
         self._serving_over = False
@@ -484,6 +487,7 @@ async def serve_until(
     signals: Sequence[signal.Signals] = (),
     unblock_signals: bool = False,
     then_ignore_signals: bool = False,
+    signals_from: str | None = None,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """:func:`serve`, with its triggers spelled out (for :func:`run` and
@@ -499,6 +503,10 @@ async def serve_until(
     no gap in between: for a process that exits when this returns, so that
     one more signal in its last moments -- with nothing left to stop --
     cannot kill it or print a traceback.
+
+    ``signals_from`` names who sends the signals when it is not the
+    operator (a worker's supervisor), for the log line of a signal that
+    arrives during start-up.
     """
     config = config or ServerConfig()
     if ssl_context is None:
@@ -506,6 +514,7 @@ async def serve_until(
     else:
         offer_http11(ssl_context)
     server = Server(app, config, sockets, ssl_context)
+    server.signals_from = signals_from
     sole: BaseException | None = None
     try:
         async with trio.open_nursery() as watchers:
@@ -578,7 +587,16 @@ async def _watch_signals(
 
 
 def _on_signal(server: Server, name: str) -> None:
-    if not server.listening:
+    if not server.listening and server.signals_from is not None:
+        # Not the operator's signal: say whose, and why (a worker stopped
+        # because another could not start, say).
+        log.info(
+            "%s is stopping the server: %s",
+            server.signals_from,
+            "stopping now" if server._interrupted else "stopping during start-up",
+        )
+        server._interrupt_startup()
+    elif not server.listening:
         log.warning(
             "%s %s",
             name,

@@ -624,6 +624,7 @@ class _Supervisor:
                     signals=(signal.SIGTERM,),
                     unblock_signals=True,
                     then_ignore_signals=True,
+                    signals_from="the supervisor",
                     task_status=_Ready(ready_fd),
                 )
             )

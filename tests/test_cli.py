@@ -163,6 +163,22 @@ async def test_sigint_finishes_in_flight_then_a_second_sigint_stops_now() -> Non
     assert re.search(r'"POST /echo\?x=1 HTTP/1\.1" 200 5 ', server.stderr)
 
 
+async def test_sighup_shuts_down_gracefully() -> None:
+    async with serving(f"{APP}:app") as server:
+        echo = await Client.connect(server.port)
+        await echo.start("POST", "/echo", length=5)
+        await echo.send_body(b"he")
+        await server.wait_for("app: started POST /echo")
+        server.signal(signal.SIGHUP)
+        await server.wait_for("SIGHUP: shutting down gracefully (up to 10 s)")
+        await echo.send_body(b"llo", end=True)
+        reply = await echo.reply()
+        assert (reply.status, reply.body) == (200, b"hello")
+        assert reply.headers.get("connection") == "close"
+        assert await server.finish() == 0
+    server.assert_clean()
+
+
 async def test_sigterm_with_a_client_that_does_not_read() -> None:
     graceful = 0.3
     async with serving(
@@ -198,7 +214,9 @@ async def test_sigterm_with_a_client_that_does_not_read() -> None:
 # -- interrupted while starting ------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"]
+)
 async def test_a_signal_while_importing_exits_quietly(signum: int) -> None:
     async with trioweb("serve", "tests.apps.slow_import:app", "--port", "0") as process:
         await process.wait_for("app: importing")
@@ -259,7 +277,7 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
         pytest.param(
             [f"{APP}:not_an_app"],
             1,
-            ["is a int, not an application"],
+            ["is an int, not an application"],
             id="not-an-app",
         ),
         pytest.param(
@@ -323,8 +341,38 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
         pytest.param(
             [f"{STARTUP}:failing_hook", "--factory"],
             1,
-            ["--factory: ", "is a Application, not a function"],
+            ["--factory: ", "is an Application, not a function"],
             id="factory-flag-on-an-app",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--uds", "/tmp/x.sock", "--port", "8001"],
+            2,
+            ["--uds and --port cannot both be given", "--port would be ignored"],
+            id="uds-and-port",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--uds", "/tmp/x.sock", "--host", "0.0.0.0"],
+            2,
+            ["--uds and --host cannot both be given"],
+            id="uds-and-host",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--fd", "3", "--port", "8001"],
+            2,
+            ["--fd and --port cannot both be given"],
+            id="fd-and-port",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--fd", "3", "--host", "::"],
+            2,
+            ["--fd and --host cannot both be given"],
+            id="fd-and-host",
+        ),
+        pytest.param(
+            [f"{APP}:app", "--app-dir", "/nonexistent/dir", "--port", "0"],
+            2,
+            ["--app-dir '/nonexistent/dir' is not a directory"],
+            id="app-dir-missing",
         ),
     ],
 )
@@ -412,7 +460,11 @@ async def test_a_second_signal_in_the_graceful_period_cancels_the_tear_down() ->
 
 
 @pytest.mark.parametrize("workers", ["1", "2"], ids=["1-process", "2-workers"])
-@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize(
+    "second",
+    [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+    ids=["INT", "TERM", "HUP"],
+)
 async def test_a_second_signal_while_the_process_exits_is_ignored(
     second: int, workers: str
 ) -> None:
@@ -452,3 +504,29 @@ async def test_factory_builds_the_app() -> None:
         server.signal(signal.SIGINT)
         assert await server.finish() == 0
     server.assert_clean()
+
+
+async def test_a_failing_background_task_shuts_down_gracefully() -> None:
+    async with serving("tests.apps.lifespan_apps:failing_task") as server:
+        slow = await Client.connect(server.port)
+        await slow.start("GET", "/slow")
+        await server.wait_for("app: started GET /slow")
+        fail = await Client.connect(server.port)
+        assert (await fail.get("/fail")).status == 200
+        # Logged once, with its traceback, on trioweb.error...
+        await server.wait_for(
+            "E trioweb.error: application task failed: RuntimeError: "
+            "background task died; shutting down"
+        )
+        # ...and the request in flight gets the graceful period.
+        reply = await slow.reply()
+        assert (reply.status, reply.body) == (200, b"slept")
+        assert reply.headers.get("connection") == "close"
+        assert await server.finish() == 1
+    assert server.stderr.count("application task failed") == 1, server.stderr
+    assert 'raise RuntimeError("background task died")' in server.stderr
+    assert "app: shutdown hook ran" in server.stderr
+    # No second, raw traceback from the command itself.
+    assert "raise sole" not in server.stderr
+    assert "runpy" not in server.stderr
+    assert "trioweb: error" not in server.stderr

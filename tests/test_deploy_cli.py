@@ -130,10 +130,40 @@ async def test_a_certfile_holding_the_key_too(certs: dict[str, Any]) -> None:
         await stop(server)
 
 
+async def test_ca_certs_without_cert_reqs_is_a_warning(
+    certs: dict[str, Any],
+) -> None:
+    # uvicorn accepts --ssl-ca-certs alone (and ignores it): so does trioweb,
+    # but it says so.
+    async with trioweb_process(
+        "serve",
+        APP,
+        "--port",
+        "0",
+        "--certfile",
+        certs["cert"],
+        "--ca-certs",
+        certs["cert"],
+    ) as server:
+        port = await port_of(server, "https")
+        async with httpx.AsyncClient(verify=certs["client"]) as client:
+            r = await client.get(f"https://127.0.0.1:{port}/")
+        assert r.status_code == 200
+        await stop(server)
+    assert (
+        "trioweb: warning: --ca-certs has no effect without --cert-reqs "
+        "optional or required" in server.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--keyfile", "k.pem"], "--keyfile need --certfile"),
+        (["--keyfile", "k.pem"], "--keyfile needs --certfile"),
+        (
+            ["--keyfile", "k.pem", "--cert-reqs", "required"],
+            "--keyfile, --cert-reqs need --certfile",
+        ),
         (["--certfile", "/nonexistent.pem"], "cannot read the certificate"),
         (["--cert-reqs", "always"], "--cert-reqs must be one of none, optional"),
     ],
@@ -281,7 +311,10 @@ def test_the_systemd_variables_are_not_passed_on() -> None:
     [
         (["--fd", "99"], "cannot listen on file descriptor 99: no such file"),
         (["--fd", "0"], "not a socket"),
-        (["--fd", "3", "--uds", "/tmp/x.sock"], "fd and uds cannot both be given"),
+        (
+            ["--fd", "3", "--uds", "/tmp/x.sock"],
+            "error: --fd and --uds cannot both be given",
+        ),
     ],
 )
 async def test_bad_fd_is_a_one_line_error(flags: list[str], message: str) -> None:
@@ -302,6 +335,24 @@ async def test_fd_of_a_file_is_refused(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert "the file descriptor is not a socket" in server.stderr
+
+
+async def test_fd_of_a_connected_socket_is_refused() -> None:
+    listener = listening_socket()
+    connected = socket.create_connection(listener.getsockname())
+    try:
+        fd = connected.fileno()
+        async with process(
+            [sys.executable, "-m", "trioweb", "serve", APP, "--fd", str(fd)],
+            pass_fds=(fd,),
+        ) as server:
+            assert await server.finish() == 1
+    finally:
+        connected.close()
+        listener.close()
+    assert "the socket is connected (to ('127.0.0.1', " in server.stderr
+    assert "not listening: pass a listening socket" in server.stderr
+    server.assert_clean()
 
 
 # -- --root-path -----------------------------------------------------------------
@@ -427,6 +478,26 @@ async def test_log_config(tmp_path: Path, kind: str) -> None:
         ('{"version": 99}', "bad.json", "ValueError"),
         ("[]", "list.json", "expected a dictConfig mapping"),
         ("", "missing.ini", "No such file"),
+        # dictConfig's own message names the handler; its cause says why.
+        (
+            '{"version": 1, "handlers": {"h": {"class": "logging.FileHandler", '
+            '"filename": "/nonexistent/dir/x.log"}}, "root": {"handlers": ["h"]}}',
+            "file.json",
+            "Unable to configure handler 'h': FileNotFoundError: No such file or "
+            "directory: '/nonexistent/dir/x.log'",
+        ),
+        (
+            '{"version": 1, "handlers": {"h": {"class": "nosuch.Handler"}}}',
+            "class.json",
+            "Cannot resolve 'nosuch.Handler': No module named 'nosuch'",
+        ),
+        # A YAML error keeps its position.
+        (
+            "a: [\n",
+            "bad.yaml",
+            "ParserError: expected the node content, but found '<stream end>' "
+            "(line 2, column 1)",
+        ),
     ],
 )
 async def test_a_bad_log_config_is_a_one_line_error(
@@ -444,6 +515,73 @@ async def test_a_bad_log_config_is_a_one_line_error(
     server.assert_clean()
 
 
+@pytest.mark.parametrize("name", ["logging.json", "logging.ini"])
+async def test_a_log_config_that_is_a_directory(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.mkdir()
+    async with trioweb_process(
+        "serve", APP, "--port", "0", "--log-config", str(path)
+    ) as server:
+        assert await server.finish() == 2
+    assert f"--log-config {path} is a directory: give the logging" in server.stderr
+    server.assert_clean()
+
+
 def test_environment_is_unchanged_by_the_suite() -> None:
     # The systemd tests set LISTEN_* only in their children.
     assert "LISTEN_FDS" not in os.environ
+
+
+# -- JSON logs only --------------------------------------------------------------
+
+
+def documented_json_log_config() -> str:
+    """The logging configuration in docs/deployment.md's "JSON logs only"."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    section = text.split("## JSON logs only")[1].split("\n## ")[0]
+    [config] = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    return config
+
+
+async def test_the_documented_json_log_config(tmp_path: Path) -> None:
+    config = tmp_path / "logging.json"
+    config.write_text(documented_json_log_config())
+    argv = [
+        sys.executable, "-m", "trioweb", "serve",
+        "tests.apps.lifespan_apps:failing_task", "--port", "0",
+        "--access-log-format", "json", "--log-config", str(config),
+    ]  # fmt: skip
+    proc = await trio.lowlevel.open_process(
+        argv, cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    server = ServerProcess(proc)
+    stdout = b""
+    try:
+        with trio.fail_after(DEADLINE):
+            port = await port_of(server)
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"http://127.0.0.1:{port}/fail")).is_success
+            # A failing application task: an error record with a traceback.
+            assert await server.finish() == 1
+            assert proc.stdout is not None
+            while data := await proc.stdout.receive_some(65536):
+                stdout += data
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            await stream.aclose()
+    records = [json.loads(line) for line in stdout.decode().splitlines()]
+    access = [r for r in records if r.get("target") == "/fail"]
+    assert len(access) == 1 and access[0]["status"] == 200
+    [failed] = [r for r in records if r.get("level") == "ERROR"]
+    assert failed["logger"] == "trioweb.error"
+    assert failed["message"].startswith("application task failed: RuntimeError")
+    assert 'raise RuntimeError("background task died")' in failed["traceback"]
+    # On stderr, only what is not a log record (and the test app's marker).
+    assert server.stderr.splitlines() == [
+        f"trioweb: serving on http://127.0.0.1:{port}",
+        "app: shutdown hook ran",
+    ]

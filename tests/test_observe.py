@@ -186,3 +186,46 @@ async def test_json_escapes_what_it_must(caplog: pytest.LogCaptureFixture) -> No
 def test_access_log_format_is_checked() -> None:
     with pytest.raises(ValueError, match="access_log_format must be one of text"):
         ServerConfig(access_log_format="xml")
+
+
+# -- the client field -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "shown"),
+    [
+        (("127.0.0.1", 4000), None, "127.0.0.1:4000"),
+        # IPv6 in brackets, so that the port stands apart.
+        (("::1", 48570), None, "[::1]:48570"),
+        # A client a trusted proxy reported has no port: none is invented.
+        (("127.0.0.1", 4000), "203.0.113.7", "203.0.113.7"),
+        (("::1", 48570), "2001:db8::9", "2001:db8::9"),
+    ],
+)
+async def test_the_client_field(
+    caplog: pytest.LogCaptureFixture,
+    fmt: str,
+    peer: tuple[str, int],
+    forwarded: str | None,
+    shown: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trioweb.access")
+    config = ServerConfig(
+        access_log_format=fmt, proxy_headers=True, forwarded_allow_ips="*"
+    )
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    async with TestClient(APP, config=config, client_address=peer) as client:
+        await client.get("/", headers=headers)
+        # Refused before it is parsed: the peer as the socket gives it.
+        raw = await client.raw()
+        await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+        await raw.receive_available()
+    answered, refused = access_lines(caplog)
+    peer_shown = "[::1]:48570" if peer[0] == "::1" else "127.0.0.1:4000"
+    if fmt == "json":
+        assert json.loads(answered)["client"] == shown
+        assert json.loads(refused)["client"] == peer_shown
+    else:
+        assert answered.split()[0] == shown
+        assert refused.split()[0] == peer_shown

@@ -513,6 +513,32 @@ async def test_limit_concurrency_through_the_test_client(
     assert sum(line.endswith(" (shed)") for line in access_lines(caplog)) == 1
 
 
+async def test_a_shed_503_is_spelled_like_every_other_response(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    gate = Gate()
+    app = Application([("/", gated(gate))])
+    async with TestClient(app, config=ServerConfig(limit_concurrency=1)) as client:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.get, "/")
+            await trio.testing.wait_all_tasks_blocked()
+            conn = await client.raw()
+            await conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            shed = await conn.receive_available()
+            gate.open.set()
+        ok = await client.raw()
+        await ok.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answered = await ok.receive_available()
+    assert shed.startswith(b"HTTP/1.1 503 ")
+    names = [
+        line.split(b":")[0] for line in shed.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+    ]
+    assert b"Server" in names and b"Retry-After" in names and b"Content-Type" in names
+    # The same Server as a handler's response.
+    server = [line for line in answered.split(b"\r\n") if line.startswith(b"Server:")]
+    assert server and server[0] in shed
+
+
 async def test_limit_concurrency_over_real_sockets() -> None:
     app = "tests.apps.overload_apps:app"
     async with serving(app, "--limit-concurrency", "1") as server:

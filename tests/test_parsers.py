@@ -78,6 +78,17 @@ def test_explicit_backends_and_auto(monkeypatch: pytest.MonkeyPatch) -> None:
         ServerConfig(http="httptools")
 
 
+def test_a_missing_httptools_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # trioweb is not on PyPI: `pip install 'trioweb[fast]'` would not work.
+    monkeypatch.setattr(trioweb.parsers, "httptools_available", lambda: False)
+    with pytest.raises(RuntimeError) as info:
+        trioweb.parsers.resolve_backend("httptools")
+    assert "pip install httptools (the [fast] extra of trioweb)" in str(info.value)
+    assert "trioweb[" not in str(info.value)
+
+
 def test_an_unknown_backend_name_is_refused() -> None:
     with pytest.raises(ValueError, match="http"):
         ServerConfig(http="llhttp")

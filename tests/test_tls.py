@@ -405,8 +405,9 @@ def test_an_encrypted_key_with_its_password(certs: Certs, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"keyfile": "k.pem"}, "--keyfile need --certfile"),
-        ({"cert_reqs": "required"}, "--cert-reqs need --certfile"),
+        ({"keyfile": "k.pem"}, "--keyfile needs --certfile"),
+        ({"cert_reqs": "required"}, "--cert-reqs needs --certfile"),
+        ({"keyfile": "k.pem", "ca_certs": "c.pem"}, "--ca-certs need --certfile"),
         ({"certfile": "/nonexistent.pem"}, "No such file"),
         ({"cert_reqs": "required", "certfile": "x"}, "needs --ca-certs"),
     ],
@@ -425,6 +426,22 @@ def test_a_key_that_does_not_match_the_certificate(
     certs.ca.issue_cert("example.org").private_key_pem.write_to_path(str(other))
     with pytest.raises(TLSConfigError, match="does not belong"):
         make_ssl_context(ServerConfig(certfile=certs.cert_file, keyfile=str(other)))
+
+
+def test_a_file_missing_the_key_or_the_certificate_says_so(certs: Certs) -> None:
+    # OpenSSL's own message ("PEM lib") is about passwords.
+    with pytest.raises(TLSConfigError) as info:
+        make_ssl_context(ServerConfig(certfile=certs.cert_file))
+    assert str(info.value) == f"{certs.cert_file} holds no private key: give --keyfile"
+    with pytest.raises(TLSConfigError) as info:
+        make_ssl_context(ServerConfig(certfile=certs.key_file, keyfile=certs.key_file))
+    assert str(info.value).startswith(f"{certs.key_file} holds no certificate")
+    with pytest.raises(TLSConfigError) as info:
+        make_ssl_context(
+            ServerConfig(certfile=certs.cert_file, keyfile=certs.cert_file)
+        )
+    assert str(info.value).startswith(f"{certs.cert_file} holds no private key")
+    assert "password" not in str(info.value)
 
 
 def test_bad_ciphers_and_ca_file(certs: Certs) -> None:

@@ -152,13 +152,18 @@ async def test_a_killed_worker_is_restarted() -> None:
         await stop(server)
 
 
-async def test_sigterm_lets_the_request_in_flight_finish() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+async def test_sigterm_lets_the_request_in_flight_finish(
+    signum: signal.Signals,
+) -> None:
     async with serving(f"{APP}:app", "--workers", "2") as server:
         pids = set(server.workers().values())
         slow = await send(tcp(server.port), "/slow")
         await server.wait_for("app: started GET /slow")
-        server.process.send_signal(signal.SIGTERM)
-        await server.wait_for("SIGTERM: stopping 2 worker(s) gracefully (up to 10 s)")
+        server.process.send_signal(signum)
+        await server.wait_for(
+            f"{signum.name}: stopping 2 worker(s) gracefully (up to 10 s)"
+        )
         status, pid = await reply(slow)
         assert status == 200 and pid in pids
         assert await server.finish() == 0
@@ -306,6 +311,24 @@ async def test_a_bad_worker_count_is_a_one_line_error() -> None:
     assert "--workers: expected 0 or more, got -1" in one_line_error(process.stderr)
 
 
+async def test_too_many_workers_is_a_one_line_error() -> None:
+    # Regression: --workers 100000 forked without bound.
+    limit = 16 * (os.cpu_count() or 1)
+    async with trioweb("serve", f"{APP}:app", "--workers", str(limit + 1)) as p:
+        assert await p.finish() == 2
+    line = one_line_error(p.stderr)
+    assert f"--workers: expected at most {limit} (16 per CPU" in line
+    assert "worker 1 started" not in p.stderr
+
+
+def test_worker_count_refuses_too_many() -> None:
+    from trioweb.workers import max_workers, worker_count
+
+    assert worker_count(max_workers()) == max_workers()
+    with pytest.raises(ValueError, match=f"workers must be at most {max_workers()}"):
+        worker_count(max_workers() + 1)
+
+
 async def test_port_in_use_is_found_by_the_supervisor() -> None:
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
@@ -356,6 +379,30 @@ async def test_an_app_whose_startup_hook_fails_is_one_line_and_no_restart() -> N
     ], process.stderr
 
 
+async def test_workers_stopped_during_start_up_do_not_blame_a_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: they said "SIGTERM during start-up: stopping", a signal
+    # the operator never sent.
+    monkeypatch.setenv("TRIOWEB_TEST_FIRST", str(tmp_path / "first"))
+    async with trioweb(
+        "serve", f"{STARTUP}:one_fails", "--workers", "2", "--port", "0"
+    ) as process:
+        await process.wait_for("app: waiting in start-up")
+        assert await process.finish() == 1
+    assert "SIGTERM" not in process.stderr, process.stderr
+    assert "the supervisor is stopping the server: stopping during start-up" in (
+        process.stderr
+    )
+    assert (
+        process.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"trioweb: error: startup hook {STARTUP}.first_fails_others_wait failed"
+        )
+    )
+
+
 async def test_a_restarted_worker_that_cannot_start_stops_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -376,3 +423,33 @@ async def test_a_restarted_worker_that_cannot_start_stops_the_server(
     # Restarted once (after the kill), not again after the start-up failure.
     assert server.stderr.count("restarting it") == 1, server.stderr
     assert "Traceback" not in server.stderr
+
+
+async def test_a_failing_background_task_stops_the_server_without_restarts() -> None:
+    async with serving(
+        "tests.apps.lifespan_apps:failing_task", "--workers", "2"
+    ) as server:
+        status, _ = await reply_status(await send(tcp(server.port), "/fail"))
+        assert status == 200
+        assert await server.finish() == 1
+    assert "restarting" not in server.stderr, server.stderr
+    assert len(re.findall(r"worker \d started", server.stderr)) == 2
+    assert "application task failed: RuntimeError: background task died" in (
+        server.stderr
+    )
+    assert "raise sole" not in server.stderr
+    assert re.search(
+        r"trioweb: error: worker \d \(pid \d+\): an application task failed "
+        r"\(logged above\); stopped the server\n$",
+        server.stderr,
+    ), server.stderr
+
+
+async def reply_status(stream: trio.abc.Stream) -> tuple[int, bytes]:
+    """Read a response to its end: (status, body)."""
+    data = b""
+    async with stream:
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body

@@ -12,6 +12,7 @@ from .body import stream_request_body
 from .config import ServerConfig
 from .decorators import addslash, removeslash
 from .errors import (
+    ApplicationTaskError,
     Finish,
     HTTPError,
     HTTPInputError,
@@ -39,6 +40,7 @@ __all__ = [
     "ASGIAdapter",
     "ASGIHandler",
     "Application",
+    "ApplicationTaskError",
     "DeadlineExceeded",
     "ErrorHandler",
     "EventStream",

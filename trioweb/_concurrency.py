@@ -55,16 +55,26 @@ async def open_side_nursery() -> AsyncIterator[trio.Nursery]:
 
 
 @contextlib.asynccontextmanager
-async def open_closable_side_nursery() -> AsyncIterator[SideNursery]:
+async def open_closable_side_nursery(
+    on_error: Callable[[Exception], None] | None = None,
+) -> AsyncIterator[SideNursery]:
     """:func:`open_side_nursery`, which the body may also close early
     (:meth:`SideNursery.aclose`): a nursery opened before something and
-    drained before that something is torn down."""
+    drained before that something is torn down.
+
+    With ``on_error``, an exception from a task in the nursery does not
+    cancel the body: the nursery ends (its other tasks are cancelled, as in
+    any trio nursery), ``on_error`` is called with what it raised (an
+    exception group), and the body goes on -- it is the caller's to decide
+    what happens next (the server shuts down gracefully)."""
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as outer:
             holder = trio.CancelScope()
             done = trio.Event()
-            nursery: trio.Nursery = await outer.start(_hold_nursery, holder, done)
+            nursery: trio.Nursery = await outer.start(
+                _hold_nursery, holder, done, on_error
+            )
             try:
                 yield SideNursery(nursery, holder, done)
             except BaseException as exc:
@@ -89,6 +99,7 @@ async def open_closable_side_nursery() -> AsyncIterator[SideNursery]:
 async def _hold_nursery(
     scope: trio.CancelScope,
     done: trio.Event,
+    on_error: Callable[[Exception], None] | None,
     task_status: trio.TaskStatus[trio.Nursery],
 ) -> None:
     try:
@@ -96,6 +107,12 @@ async def _hold_nursery(
             async with trio.open_nursery() as nursery:
                 task_status.started(nursery)
                 await trio.sleep_forever()
+    except Exception as exc:
+        # An ExceptionGroup of the tasks' errors (a group holding a
+        # Cancelled is a BaseExceptionGroup and goes on as it is).
+        if on_error is None:
+            raise
+        on_error(exc)
     finally:
         done.set()
 

@@ -33,7 +33,7 @@ import trio
 from ._concurrency import SideNursery, open_closable_side_nursery
 from .asgi import ASGIAdapter
 from .config import ServerConfig
-from .errors import StartupError
+from .errors import ApplicationTaskError, StartupError, describe_error
 from .handler import ErrorHandler, RequestHandler
 from .httputil import HTTPHeaders
 from .overload import check_settings
@@ -162,9 +162,10 @@ class Application:
 
         It exists while the application runs (between startup and
         shutdown). Shutdown cancels it after the server's graceful period,
-        before the ``on_shutdown`` hooks run. As in any trio nursery, an
-        exception escaping a task started here ends the application: catch
-        what your background tasks can survive.
+        before the ``on_shutdown`` hooks run. An exception escaping a task
+        started here ends the application: under the server it is logged and
+        the server shuts down gracefully, then exits with an error (see
+        :meth:`running`). Catch what your background tasks can survive.
         """
         if self._nursery is None:
             raise RuntimeError(
@@ -177,7 +178,9 @@ class Application:
         return self._nursery
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    async def running(
+        self, *, on_task_failure: Callable[[], None] | None = None
+    ) -> AsyncIterator[None]:
         """Run the application's lifespan around the ``async with`` body.
 
         The server and :class:`~trioweb.testing.TestClient` do this for you.
@@ -187,14 +190,35 @@ class Application:
         gets its clean-up -- and bounded together by one deadline, the
         ``shutdown_timeout`` setting; :meth:`cancel_teardown` ends them at
         once.
+
+        A task in :attr:`nursery` that raises cancels the body, as in any
+        trio nursery -- unless ``on_task_failure`` is given (the server
+        gives it): then the failure is logged on ``trioweb.error`` with its
+        traceback, ``on_task_failure()`` is called (the server begins a
+        graceful shutdown), the body goes on until it ends, and leaving
+        raises :exc:`~trioweb.ApplicationTaskError` after the tear-down.
         """
         if self._running:
             raise RuntimeError("this Application is already running")
         self._running = True
         self._teardown_deadline = None
         self._teardown_cancelled = False
+        failures: list[Exception] = []
+
+        def task_failed(exc: Exception) -> None:
+            log.error(
+                "application task failed: %s; shutting down",
+                describe_error(exc),
+                exc_info=exc,
+            )
+            failures.append(exc)
+            if on_task_failure is not None:
+                on_task_failure()
+
         try:
-            async with open_closable_side_nursery() as side:
+            async with open_closable_side_nursery(
+                None if on_task_failure is None else task_failed
+            ) as side:
                 self._nursery = side.nursery
                 try:
                     async with contextlib.AsyncExitStack() as stack:
@@ -223,6 +247,8 @@ class Application:
                     self._nursery = None
         finally:
             self._running = False
+        if failures:
+            raise ApplicationTaskError(failures[0]) from failures[0]
 
     async def _drain_nursery(self, side: SideNursery) -> None:
         self._nursery = None

@@ -30,7 +30,7 @@ import attrs
 
 from . import __version__
 from .config import ServerConfig
-from .errors import StartupError
+from .errors import ApplicationTaskError, StartupError
 from .logs import LogConfigError
 from .server import ListenError, interrupt_on_sigterm, run
 from .tls import TLSConfigError, make_ssl_context
@@ -141,6 +141,13 @@ def _workers(text: str) -> int:
     count = _int(text)
     if count < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {count}")
+    from .workers import max_workers
+
+    if count > max_workers():
+        raise argparse.ArgumentTypeError(
+            f"expected at most {max_workers()} (16 per CPU: {os.cpu_count() or 1} "
+            f"CPUs), got {count}"
+        )
     return count
 
 
@@ -210,7 +217,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "serve",
         help="serve an application over HTTP/1.1",
         description=(
-            "Serve the application MODULE:ATTR until SIGINT or SIGTERM, then "
+            "Serve the application MODULE:ATTR until SIGINT, SIGTERM or SIGHUP, then "
             "shut down gracefully (a second signal stops now)."
         ),
     )
@@ -247,7 +254,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "--log-level, if given, still sets trioweb's loggers' level",
     )
     reload = serve.add_argument_group(
-        "reload (development; needs trioweb[reload])",
+        "reload (development; needs watchfiles: pip install watchfiles)",
         "restart the server when a watched file changes",
     )
     reload.add_argument(
@@ -283,6 +290,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     _add_config_flags(serve)
     return parser, {"serve": serve}
+
+
+def _a(noun: str) -> str:
+    """``"an Application"``, ``"a function"``."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
 class AppLoadError(Exception):
@@ -334,7 +346,7 @@ def load_app(spec: str, app_dir: str = ".", *, factory: bool = False) -> Any:
             else ""
         )
         raise AppLoadError(
-            f"{spec} is a {type(app).__name__}, not an application "
+            f"{spec} is {_a(type(app).__name__)}, not an application "
             f"(it has no handle_exchange() method){hint}"
         )
     return app
@@ -343,7 +355,7 @@ def load_app(spec: str, app_dir: str = ".", *, factory: bool = False) -> Any:
 def _call_factory(spec: str, factory: Any) -> Any:
     if not callable(factory):
         raise AppLoadError(
-            f"--factory: {spec} is a {type(factory).__name__}, not a function "
+            f"--factory: {spec} is {_a(type(factory).__name__)}, not a function "
             "(drop --factory if it is the application itself)"
         )
     try:
@@ -387,6 +399,26 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+def _conflicting_flags(args: argparse.Namespace) -> str | None:
+    """A one-line error for flags that cannot go together (one of them
+    would be silently ignored), or None."""
+    if args.fd is not None and args.uds is not None:
+        return (
+            "--fd and --uds cannot both be given: serve on one socket, the "
+            "inherited one (--fd) or a new Unix socket (--uds)"
+        )
+    for flag, value in (("--fd", args.fd), ("--uds", args.uds)):
+        if value is None:
+            continue
+        for other, given in (("--host", args.host), ("--port", args.port)):
+            if given is not None:
+                return (
+                    f"{flag} and {other} cannot both be given: {flag} names "
+                    f"the socket to serve on, so {other} would be ignored"
+                )
+    return None
+
+
 def _as_flag_error(message: str) -> str:
     """``max_body_size must be ...`` -> ``--max-body-size must be ...``."""
     for field in attrs.fields(ServerConfig):
@@ -427,6 +459,20 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> None:
         for field in attrs.fields(ServerConfig)
         if getattr(args, field.name, None) is not None
     }
+    conflict = _conflicting_flags(args)
+    if conflict is not None:
+        _fail(conflict, code=2)
+    if args.ca_certs is not None and args.cert_reqs in (None, "none"):
+        # As uvicorn, which accepts --ssl-ca-certs alone: not an error, but
+        # said, since no client certificate is asked for.
+        print(
+            f"{PROG}: warning: --ca-certs has no effect without --cert-reqs "
+            "optional or required: clients are not asked for a certificate",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not os.path.isdir(args.app_dir):
+        _fail(f"--app-dir {args.app_dir!r} is not a directory", code=2)
     if "forwarded_allow_ips" not in options and os.environ.get("FORWARDED_ALLOW_IPS"):
         options["forwarded_allow_ips"] = os.environ["FORWARDED_ALLOW_IPS"]
     try:
@@ -487,6 +533,10 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> None:
         _fail(f"{exc}{_TRACEBACK_HINT}")
     except LogConfigError as exc:
         _fail(str(exc), code=2)
+    except ApplicationTaskError:
+        # Logged (with its traceback) on trioweb.error when it happened;
+        # the server has shut down gracefully since.
+        sys.exit(1)
 
 
 _TRACEBACK_HINT = " (--log-level debug shows the traceback)"

@@ -1,5 +1,5 @@
 """Response compression: gzip, and brotli when the ``brotli`` package is
-installed (``pip install 'trioweb[brotli]'``). Pure: no trio, no handler.
+installed (``pip install brotli``, the ``brotli`` extra). Pure: no trio, no handler.
 
 Turned on by the ``compress_response=True`` application setting. The
 handler asks :func:`start_encoding` once, when the response head is about

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ApplicationTaskError",
     "Finish",
     "HTTPError",
     "HTTPInputError",
@@ -150,3 +151,31 @@ class StartupError(Exception):
         self.name = name
         #: What it raised.
         self.error = error
+
+
+class ApplicationTaskError(Exception):
+    """A background task of the running application (one started in
+    :attr:`Application.nursery <trioweb.Application.nursery>`) raised.
+
+    Under the server that is not a crash: the failure is logged once on
+    ``trioweb.error`` with its traceback, the server shuts down gracefully
+    (requests in flight get the graceful period, then the application's
+    tear-down runs), and :func:`~trioweb.serve` raises this at the end.
+    ``trioweb serve`` exits with status 1; with ``--workers`` the supervisor
+    stops the server rather than restart the worker. The task's exception is
+    ``__cause__`` (and :attr:`error`).
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"application task failed: {describe_error(error)}")
+        #: What the task raised (an exception group if several failed).
+        self.error = error
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message`` (its first line) for ``error``, or for the one
+    exception inside an exception group of one (nested groups included)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    detail = str(error).splitlines()[0] if str(error) else ""
+    return type(error).__name__ + (f": {detail}" if detail else "")

@@ -666,9 +666,7 @@ class HTTP1Connection:
     # -- logging --------------------------------------------------------------
 
     def _peer_name(self) -> str:
-        if self.client is None:
-            return "-"
-        return f"{self.client[0]}:{self.client[1]}"
+        return logs.peer_name(self.client) or "-"
 
     def _log_access(self, exchange: Exchange) -> None:
         if not self.config.access_log or not access_log.isEnabledFor(logging.INFO):

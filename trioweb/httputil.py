@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 __all__ = [
+    "SERVER_SOFTWARE",
     "HTTPHeaders",
     "etag_matches",
     "is_valid_header_name",
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+#: The ``Server`` header of the responses trioweb makes itself (a handler's
+#: default, the load-shedding 503).
+SERVER_SOFTWARE = "trioweb/0.1"
 
 
 # --------------------------------------------------------------------------

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .http1 import Exchange
 
 __all__ = [
+    "JSONFormatter",
     "LogConfigError",
     "access_line",
     "configure_logging",
@@ -56,6 +57,36 @@ __all__ = [
 ]
 
 _FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line for any record: for the error log when every
+    line must parse as JSON (``--log-config``; see docs/deployment.md).
+
+    The object has ``time`` (UTC, as the access log's), ``level``,
+    ``logger``, ``message`` and, when the record carries one, ``traceback``
+    (the formatted exception, newlines escaped). In a dictConfig::
+
+        "formatters": {"json": {"()": "trioweb.logs.JSONFormatter"}}
+
+    The access log's JSON lines are already objects: give ``trioweb.access``
+    a ``"%(message)s"`` formatter rather than this one.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        entry: dict[str, object] = {
+            "time": created.strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{created.microsecond // 1000:03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["traceback"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=True)
 
 
 class LogConfigError(ValueError):
@@ -72,6 +103,11 @@ def load_log_config(path: str) -> None:
     (existing loggers are left enabled). Raises :exc:`LogConfigError`.
     """
     extension = os.path.splitext(path)[1].lower()
+    if os.path.isdir(path):
+        raise LogConfigError(
+            f"--log-config {path} is a directory: give the logging "
+            "configuration file (.json, .yaml or .ini)"
+        )
     try:
         if extension in (".json", ".yaml", ".yml"):
             with open(path, encoding="utf-8") as file:
@@ -101,10 +137,39 @@ def load_log_config(path: str) -> None:
     except OSError as exc:
         raise LogConfigError(f"--log-config {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # json, yaml, configparser, dictConfig errors
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LogConfigError(
-            f"--log-config {path}: {type(exc).__name__}: {message}"
-        ) from None
+        raise LogConfigError(f"--log-config {path}: {_explain(exc)}") from None
+
+
+def _explain(exc: BaseException) -> str:
+    """One line for a configuration error, with the causes dictConfig
+    chains (``Unable to configure handler 'h'`` says nothing of *why*: the
+    missing directory, the class that does not exist, is its cause)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = _one_line(error)
+        said = text.partition(": ")[2] or text
+        if not any(said in part for part in parts):
+            parts.append(text)
+        error = error.__cause__
+    return ": ".join(parts)
+
+
+def _one_line(exc: BaseException) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        # A YAML error: its first line ("while parsing a flow node") says
+        # neither what is wrong nor where; the problem and its mark do.
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{type(exc).__name__}: {problem} ({where})"
+    if isinstance(exc, OSError) and exc.strerror:
+        name = f": {exc.filename!r}" if exc.filename else ""
+        return f"{type(exc).__name__}: {exc.strerror}{name}"
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def configure_logging(
@@ -180,6 +245,18 @@ def _now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
+def peer_name(client: tuple[str, int] | None) -> str | None:
+    """``client`` as the logs show it: ``host:port``, an IPv6 address in
+    brackets (``[::1]:48570``), and the address alone when the port is
+    unknown (0: a client a trusted proxy reported gives only its address)."""
+    if client is None:
+        return None
+    host, port = client
+    if not port:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def access_line(
     exchange: Exchange, status: int, duration_ms: float, fmt: str = "text"
 ) -> str:
@@ -187,7 +264,7 @@ def access_line(
     # exchange.client: the application may have replaced the peer with the
     # client a trusted proxy reported.
     client = exchange.client
-    peer = f"{client[0]}:{client[1]}" if client is not None else None
+    peer = peer_name(client)
     if fmt == "json":
         return json.dumps(
             {
@@ -227,7 +304,7 @@ def rejection_line(
     fmt: str = "text",
 ) -> str:
     """The access log's line for a request refused before it was parsed."""
-    peer = f"{client[0]}:{client[1]}" if client is not None else None
+    peer = peer_name(client)
     if fmt == "json":
         return json.dumps(
             {

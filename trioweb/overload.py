@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .errors import HTTPError, StreamClosedError
+from .httputil import SERVER_SOFTWARE
 
 if TYPE_CHECKING:
     from .config import ServerConfig
@@ -372,10 +373,13 @@ async def send_overloaded(exchange: Exchange, retry_after: int) -> None:
     try:
         await exchange.send_response(
             503,
+            # Spelled as a handler's response is (the engine does not
+            # change the case of names), Server included.
             [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after).encode()),
+                (b"Server", SERVER_SOFTWARE.encode()),
+                (b"Content-Type", b"text/plain; charset=utf-8"),
+                (b"Content-Length", str(len(body)).encode()),
+                (b"Retry-After", str(retry_after).encode()),
             ],
             body,
         )

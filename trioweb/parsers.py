@@ -266,10 +266,11 @@ _UPGRADE_ALIAS = b"x-trioweb-upgrade"
 class HttptoolsParser:
     """The fast parser: llhttp (the parser of Node.js) through httptools.
 
-    Install it with ``pip install trioweb[fast]``. It gives the same events,
-    limits and statuses as :class:`H11Parser` -- the engine's protocol tests
-    run against both, and a differential test feeds both the same random
-    bytes -- at a fraction of the cost per request.
+    Install it with ``pip install httptools`` (the ``fast`` extra of
+    trioweb). It gives the same events, limits and statuses as
+    :class:`H11Parser` -- the engine's protocol tests run against both,
+    and a differential test feeds both the same random bytes -- at a
+    fraction of the cost per request.
 
     llhttp parses everything it is fed, pipelined requests included, and
     reports no byte offsets. To apply the same rules as the h11 backend, it
@@ -581,7 +582,8 @@ BACKENDS: dict[str, Callable[[int, int], H11Parser | HttptoolsParser]] = {
 
 @functools.cache
 def httptools_available() -> bool:
-    """Whether the httptools backend can be used (``trioweb[fast]``)."""
+    """Whether the httptools backend can be used (``pip install httptools``,
+    the ``fast`` extra)."""
     try:
         import httptools  # noqa: F401
     except ImportError:
@@ -595,8 +597,8 @@ def resolve_backend(name: str) -> str:
         return "httptools" if httptools_available() else "h11"
     if name == "httptools" and not httptools_available():
         raise RuntimeError(
-            "the httptools parser is not installed: pip install 'trioweb[fast]' "
-            "(or use --http h11)"
+            "the httptools parser is not installed: pip install httptools (the "
+            "[fast] extra of trioweb), or use --http h11"
         )
     return name
 

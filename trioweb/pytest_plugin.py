@@ -13,7 +13,7 @@ fixture. Point it at your application by defining a ``trioweb_app`` fixture
         assert r.status_code == 200
 
 The client (an ``httpx.AsyncClient``) runs the app's lifespan and is closed
-after the test. It needs httpx (``pip install 'trioweb[testing]'``); async
+after the test. It needs httpx (``pip install httpx``, the ``testing`` extra); async
 fixtures and tests need pytest-trio (``trio_mode = true``).
 """
 

@@ -23,7 +23,7 @@ What is watched:
 
 ``--reload`` and ``--workers`` do not go together: reload restarts one
 server process, while workers are a supervisor of their own. Needs the
-``reload`` extra: ``pip install 'trioweb[reload]'``.
+``reload`` extra: ``pip install watchfiles``.
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def run_reloader(
         import watchfiles
     except ImportError:
         raise ReloadError(
-            "--reload needs watchfiles: pip install 'trioweb[reload]'"
+            "--reload needs watchfiles: pip install watchfiles (the [reload] "
+            "extra of trioweb)"
         ) from None
     missing = [d for d in dirs if not os.path.isdir(d)]
     if missing:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
 import logging
 import os
 import signal
@@ -64,6 +65,12 @@ _ACCEPT_CAPACITY_ERRNOS = {
     errno.ENOMEM,
     errno.ENOBUFS,
 }
+
+
+#: The signals that stop ``trioweb serve`` and :func:`run` gracefully (a
+#: second one stops now). SIGHUP is among them: a closed terminal or a
+#: supervisor that sends it gets a graceful shutdown, not a kill.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class ListenError(OSError):
@@ -123,6 +130,11 @@ class Server:
         # cancels the start-up instead (see _watch_signals).
         self._startup_scope: trio.CancelScope | None = None
         self._interrupted = False
+        # A signal has begun the graceful shutdown: the next one stops now.
+        self._signalled = False
+        #: Who sends the signals, when it is not the operator ("the
+        #: supervisor", in a worker process): named in the start-up message.
+        self.signals_from: str | None = None
         # True once the connections are gone and the lifespan's exit (the
         # application's tear-down) is what remains of the shutdown.
         self._serving_over = False
@@ -282,13 +294,19 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: Any) -> AsyncIterator[None]:
+async def _lifespan(app: Any, server: Server) -> AsyncIterator[None]:
     running = getattr(app, "running", None)
     if running is None:
         yield
-    else:
-        async with running():
-            yield
+        return
+    options: dict[str, Any] = {}
+    if "on_task_failure" in inspect.signature(running).parameters:
+        # A background task that fails shuts the server down gracefully
+        # (Application.running logs it and raises ApplicationTaskError at
+        # the end) instead of cancelling the requests in flight.
+        options["on_task_failure"] = server.shutdown
+    async with running(**options):
+        yield
 
 
 async def _open_listeners(config: ServerConfig) -> list[trio.SocketListener]:
@@ -469,6 +487,7 @@ async def serve_until(
     signals: Sequence[signal.Signals] = (),
     unblock_signals: bool = False,
     then_ignore_signals: bool = False,
+    signals_from: str | None = None,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """:func:`serve`, with its triggers spelled out (for :func:`run` and
@@ -484,6 +503,10 @@ async def serve_until(
     no gap in between: for a process that exits when this returns, so that
     one more signal in its last moments -- with nothing left to stop --
     cannot kill it or print a traceback.
+
+    ``signals_from`` names who sends the signals when it is not the
+    operator (a worker's supervisor), for the log line of a signal that
+    arrives during start-up.
     """
     config = config or ServerConfig()
     if ssl_context is None:
@@ -491,6 +514,7 @@ async def serve_until(
     else:
         offer_http11(ssl_context)
     server = Server(app, config, sockets, ssl_context)
+    server.signals_from = signals_from
     sole: BaseException | None = None
     try:
         async with trio.open_nursery() as watchers:
@@ -510,7 +534,7 @@ async def serve_until(
             try:
                 with trio.CancelScope() as startup:
                     server._startup_scope = startup
-                    async with _lifespan(app):
+                    async with _lifespan(app, server):
                         await server._serve(task_status)
                         server._serving_over = True
                         if server._forced:
@@ -563,7 +587,16 @@ async def _watch_signals(
 
 
 def _on_signal(server: Server, name: str) -> None:
-    if not server.listening:
+    if not server.listening and server.signals_from is not None:
+        # Not the operator's signal: say whose, and why (a worker stopped
+        # because another could not start, say).
+        log.info(
+            "%s is stopping the server: %s",
+            server.signals_from,
+            "stopping now" if server._interrupted else "stopping during start-up",
+        )
+        server._interrupt_startup()
+    elif not server.listening:
         log.warning(
             "%s %s",
             name,
@@ -572,10 +605,13 @@ def _on_signal(server: Server, name: str) -> None:
             else "during start-up: stopping",
         )
         server._interrupt_startup()
-    elif server._shutdown_requested.is_set():
+    elif server._signalled:
         log.warning("second %s: stopping now", name)
         server.force_stop()
     else:
+        # A first signal during a shutdown that began otherwise (an
+        # application task failed, the supervisor is gone) is no hurry.
+        server._signalled = True
         log.info(
             "%s: shutting down gracefully (up to %g s)",
             name,
@@ -605,7 +641,8 @@ def run(
     log_config: str | None = None,
     **options: Any,
 ) -> None:
-    """Serve ``app`` from a script until SIGINT or SIGTERM; then exit cleanly.
+    """Serve ``app`` from a script until SIGINT, SIGTERM or SIGHUP; then exit
+    cleanly.
 
     ``options`` are :class:`ServerConfig` fields (applied over ``config``
     when both are given)::
@@ -615,12 +652,13 @@ def run(
 
     Logs go to stderr at ``log_level`` (see :mod:`trioweb.logs`), and one
     ``trioweb: serving on ...`` line announces each address once listening.
-    Ctrl-C or SIGTERM starts a graceful shutdown (a second one stops now)
+    Ctrl-C, SIGTERM or SIGHUP starts a graceful shutdown (a second one stops
+    now)
     and :func:`run` returns normally: no traceback, no exception
     group. Raises :exc:`ListenError` if the address cannot be listened on.
 
-    The process is on its way out then: :func:`run` returns with SIGINT and
-    SIGTERM ignored, so that one more Ctrl-C while Python exits cannot turn
+    The process is on its way out then: :func:`run` returns with SIGINT,
+    SIGTERM and SIGHUP ignored, so that one more Ctrl-C while Python exits cannot turn
     a clean exit (status 0) into a traceback or a kill. A script that goes
     on after :func:`run` and wants them back calls :func:`signal.signal`.
 
@@ -670,7 +708,7 @@ def run(
                     app,
                     config,
                     ssl_context=ssl_context,
-                    signals=(signal.SIGINT, signal.SIGTERM),
+                    signals=STOP_SIGNALS,
                     then_ignore_signals=True,
                     task_status=announcer,
                 )
@@ -696,28 +734,34 @@ def _sigterm_as_sigint(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def interrupt_on_sigterm() -> Iterator[None]:
-    """Within this block, SIGTERM interrupts the program as Ctrl-C does.
+    """Within this block, SIGTERM and SIGHUP interrupt the program as Ctrl-C
+    does.
 
-    Python's default for SIGTERM kills the process on the spot, exit status
-    -15, no clean-up. :func:`serve` handles SIGTERM itself once it runs;
-    this covers the moments before (importing the application, starting
+    Python's default for SIGTERM and SIGHUP kills the process on the spot,
+    exit status -15 (-1), no clean-up. :func:`run` handles them itself once
+    the server runs; this covers the moments before (importing the application, starting
     trio), so that a supervisor stopping a server that is still starting
     gets the same clean exit as one stopping a running server. Does nothing
-    outside the main thread, or if SIGTERM already has a handler.
+    outside the main thread; leaves a signal that already has a handler
+    (or is ignored) alone.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+    ours = [
+        signum
+        for signum in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(signum) is signal.SIG_DFL
+    ]
+    for signum in ours:
+        signal.signal(signum, _sigterm_as_sigint)
     try:
         yield
     finally:
-        # Only if still ours: run() may have left it ignored (see there).
-        if signal.getsignal(signal.SIGTERM) is _sigterm_as_sigint:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in ours:
+            # Only if still ours: run() may have left it ignored (see there).
+            if signal.getsignal(signum) is _sigterm_as_sigint:
+                signal.signal(signum, signal.SIG_DFL)
 
 
 def announce(

@@ -89,6 +89,16 @@ def inherited_socket(fd: int, backlog: int = 1024) -> socket.socket:
                 "the socket is not a stream (TCP or Unix stream) socket",
             )
         if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            try:
+                peer = sock.getpeername()
+            except OSError:
+                pass  # not connected: bound, or not even that
+            else:
+                raise OSError(
+                    errno.EISCONN,
+                    f"the socket is connected (to {peer!r}), not listening: "
+                    "pass a listening socket (or a bound one)",
+                )
             name = sock.getsockname()
             if not name or (isinstance(name, tuple) and name[1] == 0):
                 raise OSError(errno.EINVAL, "the socket is not bound to an address")

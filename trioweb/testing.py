@@ -46,8 +46,8 @@ try:
     import httpx
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "trioweb.testing needs httpx: pip install 'trioweb[testing]' "
-        "(or pip install httpx)"
+        "trioweb.testing needs httpx: pip install httpx (the [testing] "
+        "extra of trioweb)"
     ) from exc
 import trio
 import trio.testing

@@ -26,6 +26,7 @@ a client that would prefer HTTP/2 knows at once what it gets.
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any
 
@@ -68,6 +69,34 @@ def _no_password() -> str:
     )
 
 
+def _missing_pem(certfile: str, keyfile: str | None) -> str | None:
+    """Why OpenSSL said "PEM lib", when it is a file without the block it
+    needs: a certificate file with no certificate, or no key where the key
+    was looked for. None if both are there (a wrong password, a mismatch)."""
+
+    def holds(path: str, block: str) -> bool:
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError:
+            return True  # not ours to explain: load_cert_chain read it
+        return re.search(rb"-----BEGIN [A-Z ]*" + block.encode(), data) is not None
+
+    if not holds(certfile, "CERTIFICATE-----"):
+        return (
+            f"{certfile} holds no certificate (no BEGIN CERTIFICATE block): "
+            "give the server's certificate, PEM, as --certfile"
+        )
+    if keyfile is None and not holds(certfile, "PRIVATE KEY-----"):
+        return f"{certfile} holds no private key: give --keyfile"
+    if keyfile is not None and not holds(keyfile, "PRIVATE KEY-----"):
+        return (
+            f"{keyfile} holds no private key (no BEGIN PRIVATE KEY block): "
+            "give the certificate's key, PEM, as --keyfile"
+        )
+    return None
+
+
 def make_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     """The server-side context ``config`` asks for, or None without
     ``certfile`` (plain HTTP).
@@ -90,8 +119,9 @@ def make_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
             given.append("--cert-reqs")
         if given:
             raise TLSConfigError(
-                f"{', '.join(given)} need --certfile (the server's certificate): "
-                "give --certfile to serve HTTPS"
+                f"{', '.join(given)} "
+                f"{'needs' if len(given) == 1 else 'need'} --certfile (the "
+                "server's certificate): give --certfile to serve HTTPS"
             )
         return None
     if config.cert_reqs != "none" and config.ca_certs is None:
@@ -112,6 +142,9 @@ def make_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     except OSError as exc:
         what = config.keyfile or config.certfile
         if isinstance(exc, ssl.SSLError):
+            missing = _missing_pem(config.certfile, config.keyfile)
+            if missing is not None:
+                raise TLSConfigError(missing) from None
             raise TLSConfigError(
                 f"cannot load the certificate {config.certfile!r} with its key "
                 f"{what!r}: {exc.reason or exc} (a wrong --keyfile-password, or "

@@ -3,7 +3,7 @@
 One trio process uses one CPU. To use more, this process becomes a
 *supervisor*: it opens the address, forks N workers that each run
 :func:`~trioweb.server.serve` on it, restarts a worker that dies, and stops
-them all on SIGINT/SIGTERM. It serves no request itself.
+them all on SIGINT/SIGTERM/SIGHUP. It serves no request itself.
 
 How the workers share one address:
 
@@ -38,14 +38,19 @@ The rules:
   over its "ready" pipe, and the supervisor stops the server with that one
   line -- also after the start, as a restart would fail the same way. The
   traceback is logged (by the worker) only at ``--log-level debug``.
-* SIGINT or SIGTERM: the supervisor stops listening and sends SIGTERM to
-  every worker, which shuts down gracefully (:mod:`trioweb.server`); a
+* A worker whose application's background task failed
+  (:exc:`~trioweb.ApplicationTaskError`) logs it, shuts down gracefully
+  and exits with status 70; the supervisor stops the server (the others
+  shut down gracefully too) rather than restart it in a loop.
+* SIGINT, SIGTERM or SIGHUP: the supervisor stops listening and sends
+  SIGTERM to every worker, which shuts down gracefully (:mod:`trioweb.server`); a
   second signal is forwarded too and stops them now. A worker still
   running ``graceful_timeout`` + the application's ``shutdown_timeout``
   (its tear-down's deadline) + 5 s after the first signal is killed, or 5 s
   after a second signal. The supervisor then returns (exit status 0).
-* Workers ignore SIGINT (Ctrl-C reaches the whole process group; the
-  supervisor's forwarded SIGTERM is the one that counts), and shut down
+* Workers ignore SIGINT and SIGHUP (Ctrl-C and a closed terminal reach the
+  whole process group; the supervisor's forwarded SIGTERM is the one that
+  counts), and shut down
   gracefully by themselves if the supervisor dies (a pipe from it closes).
 """
 
@@ -71,9 +76,10 @@ import attrs
 import trio
 
 from .config import ServerConfig
-from .errors import StartupError
+from .errors import ApplicationTaskError, StartupError
 from .http1 import ExchangeApp
 from .server import (
+    STOP_SIGNALS,
     ListenError,
     announce,
     bind_unix_socket,
@@ -83,7 +89,7 @@ from .server import (
 )
 from .sockets import inherited_socket
 
-__all__ = ["WorkerStartError", "run_workers", "worker_count"]
+__all__ = ["WorkerStartError", "max_workers", "run_workers", "worker_count"]
 
 log = logging.getLogger("trioweb.error")
 
@@ -105,9 +111,12 @@ KILL_MARGIN = 5.0
 #: could not start (followed by the reason).
 _READY = b"r"
 _CANNOT_START = b"E"
+#: A worker's exit status when a background task of its application failed
+#: (logged by the worker): a restart would most likely fail the same way.
+_APP_TASK_FAILED = 70
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+_STOP_SIGNALS = STOP_SIGNALS
+_HANDLED = {*STOP_SIGNALS, signal.SIGCHLD}
 
 
 class WorkerStartError(RuntimeError):
@@ -129,10 +138,23 @@ def _teardown_time(app: ExchangeApp) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+def max_workers() -> int:
+    """The most worker processes allowed: 16 per CPU. More only slows the
+    machine down (each is a whole Python process), and a typo such as
+    ``--workers 100000`` must not fork without bound."""
+    return 16 * (os.cpu_count() or 1)
+
+
 def worker_count(workers: int) -> int:
-    """How many processes ``workers`` means: 0 is one per CPU."""
+    """How many processes ``workers`` means: 0 is one per CPU. Raises
+    :exc:`ValueError` past :func:`max_workers`."""
     if workers < 0:
         raise ValueError(f"workers must be 0 or more, got {workers!r}")
+    if workers > max_workers():
+        raise ValueError(
+            f"workers must be at most {max_workers()} (16 per CPU, "
+            f"{os.cpu_count() or 1} CPUs), got {workers!r}"
+        )
     return workers or os.cpu_count() or 1
 
 
@@ -144,7 +166,7 @@ def run_workers(
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve ``app`` from ``workers`` processes (0: one per CPU) until
-    SIGINT or SIGTERM; return once they have all exited.
+    SIGINT, SIGTERM or SIGHUP; return once they have all exited.
 
     Must be called from the main thread of a process that is not running
     trio. Raises :exc:`ListenError` if the address cannot be listened on,
@@ -482,6 +504,15 @@ class _Supervisor:
                 self.error = f"{reason}; stopped the server"
                 self.app_cannot_start = True
                 self._stop()
+            elif (
+                os.waitstatus_to_exitcode(status) == _APP_TASK_FAILED
+                and not self.stopping
+            ):
+                self.error = (
+                    f"worker {slot.number} (pid {pid}): an application task "
+                    "failed (logged above); stopped the server"
+                )
+                self._stop()
             elif not self.stopping:
                 self._failed(
                     slot, what if slot.ready else what + " before it was ready"
@@ -564,12 +595,14 @@ class _Supervisor:
         self, slot_number: int, ready_fd: int, mask: set[int | signal.Signals]
     ) -> int:
         """The worker process's life, from fork() to its exit status."""
-        # Drop what belongs to the supervisor. Workers ignore SIGINT, and
+        # Drop what belongs to the supervisor. Workers ignore SIGINT and
+        # SIGHUP (a closed terminal sends it to them too), and
         # keep SIGTERM blocked until serve() has its handler in place (so a
         # SIGTERM that comes early is delivered then, not lost).
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask | {signal.SIGTERM})
         self.selector.close()
@@ -591,6 +624,7 @@ class _Supervisor:
                     signals=(signal.SIGTERM,),
                     unblock_signals=True,
                     then_ignore_signals=True,
+                    signals_from="the supervisor",
                     task_status=_Ready(ready_fd),
                 )
             )
@@ -599,6 +633,8 @@ class _Supervisor:
         except ListenError as exc:
             log.error("%s", exc.strerror or exc)
             return 1
+        except ApplicationTaskError:
+            return _APP_TASK_FAILED  # logged (Application.running)
         except StartupError as exc:
             log.debug("worker %d could not start", slot_number, exc_info=exc.error)
             with contextlib.suppress(OSError):

@@ -51,3 +51,46 @@ hanging_hook = Application(
     on_shutdown=[_hanging_hook],
     shutdown_timeout=60,
 )
+
+
+# -- a background task that fails -------------------------------------------------
+
+_fail_now = trio.Event()
+
+
+async def _doomed(app: Application) -> None:
+    await _fail_now.wait()
+    raise RuntimeError("background task died")
+
+
+class Fail(RequestHandler):
+    def get(self) -> None:
+        _fail_now.set()
+        self.write("failing")
+
+
+class Slow(RequestHandler):
+    async def get(self) -> None:
+        mark("started GET /slow")
+        await _fail_now.wait()
+        # Still in flight while the server shuts down after the failure.
+        await trio.sleep(0.3)
+        self.write("slept")
+        mark("finished GET /slow")
+
+
+async def _start_task(app: Application) -> None:
+    app.nursery.start_soon(_doomed, app)
+
+
+async def _tear_down(app: Application) -> None:
+    mark("shutdown hook ran")
+
+
+#: GET /fail makes a task in Application.nursery raise; GET /slow is a
+#: request in flight when that happens.
+failing_task = Application(
+    [(r"/fail", Fail), (r"/slow", Slow)],
+    on_startup=[_start_task],
+    on_shutdown=[_tear_down],
+)

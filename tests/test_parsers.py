@@ -74,7 +74,7 @@ def test_explicit_backends_and_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     # As when httptools is not installed at all:
     monkeypatch.setitem(sys.modules, "httptools", None)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ValueError, match=r"pip install 'trioweb\[fast\]'"):
+    with pytest.raises(ValueError, match=r"pip install httptools"):
         ServerConfig(http="httptools")
 
 

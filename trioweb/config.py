@@ -54,8 +54,8 @@ def _http_backend(instance: Any, attribute: attrs.Attribute[Any], value: str) ->
     # their types) stay above the configuration.
     if value == "httptools" and importlib.util.find_spec("httptools") is None:
         raise ValueError(
-            "http=httptools needs httptools: pip install 'trioweb[fast]' "
-            "(or use http=h11)"
+            "http=httptools needs httptools: pip install httptools (the [fast] "
+            "extra of trioweb), or use http=h11"
         )
 
 
@@ -191,7 +191,7 @@ class ServerConfig:
 
     graceful_timeout: float = attrs.field(default=10.0, validator=_non_negative)
     access_log: bool = True
-    #: The request parser: ``"h11"``, ``"httptools"`` (``trioweb[fast]``),
+    #: The request parser: ``"h11"``, ``"httptools"`` (the ``fast`` extra),
     #: or ``"auto"``: httptools when it is installed, else h11.
     http: str = attrs.field(default="auto", validator=_http_backend)
 

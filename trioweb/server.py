@@ -66,6 +66,46 @@ _ACCEPT_CAPACITY_ERRNOS = {
 }
 
 
+# Errors from accept() about the one client being accepted (it reset the
+# connection, a firewall refused it, ...): skip it and accept the next.
+_IGNORABLE_ACCEPT_ERRNOS = {
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "ECONNRESET",
+        "EPERM",
+        "EPROTO",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ENONET",
+        "ENOPROTOOPT",
+        "EOPNOTSUPP",
+        "ETIMEDOUT",
+    )
+    if hasattr(errno, name)
+}
+
+
+@contextlib.contextmanager
+def _accepting_socket(listening: trio.socket.SocketType) -> Iterator[socket.socket]:
+    """A plain :mod:`socket` view of a trio listening socket, for accept().
+
+    trio's ``accept()`` yields to the scheduler on every call, even when a
+    connection is waiting; a plain non-blocking socket on the same file
+    descriptor lets the accept loop take a whole backlog at once. The view
+    never owns the descriptor: it is detached on the way out, and the trio
+    socket (which the server closes) stays its owner.
+    """
+    raw = socket.socket(fileno=listening.fileno())
+    try:
+        raw.setblocking(False)
+        yield raw
+    finally:
+        raw.detach()
+
+
 class ListenError(OSError):
     """The server could not listen where it was told to.
 
@@ -228,20 +268,58 @@ class Server:
     async def _accept_loop(
         self, listener: trio.SocketListener, connections: trio.Nursery
     ) -> None:
+        with _accepting_socket(listener.socket) as raw:
+            while True:
+                # A free slot first: while max_connections are open, excess
+                # clients wait in the kernel's backlog, not in our memory.
+                await self._limiter.acquire()
+                self._limiter.release()
+                await trio.lowlevel.wait_readable(raw)
+                try:
+                    self._accept_pending(raw, connections)
+                except OSError as exc:
+                    if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
+                        log.error("accept() failed, retrying in 100 ms: %s", exc)
+                        await trio.sleep(0.1)
+                        continue
+                    raise
+
+    def _accept_pending(self, raw: socket.socket, connections: trio.Nursery) -> None:
+        """Accept every connection waiting in the backlog, up to the limit.
+
+        One wake-up takes them all, without yielding: a connection accepted
+        one per scheduler pass would wait for every other task to run as
+        many times as there are clients ahead of it (the tail latency of a
+        burst of new connections). Raises the :exc:`OSError` of a failed
+        accept() when it could take no connection at all; after one or
+        more, the error is left for the next wake-up to meet.
+        """
+        taken = 0
         while True:
-            # Holding a slot before accept() leaves excess clients in the
-            # kernel's backlog rather than in our memory (max_connections).
-            await self._limiter.acquire()
             try:
-                stream = await listener.accept()
+                self._limiter.acquire_nowait()
+            except trio.WouldBlock:
+                return
+            try:
+                sock, _ = raw.accept()
+            except BlockingIOError:
+                self._limiter.release()
+                return
             except OSError as exc:
                 self._limiter.release()
-                if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
-                    log.error("accept() failed, retrying in 100 ms: %s", exc)
-                    await trio.sleep(0.1)
-                    continue
+                if exc.errno in _IGNORABLE_ACCEPT_ERRNOS:
+                    continue  # that client is gone already; the next one
+                if taken:
+                    return
                 raise
             except BaseException:
+                self._limiter.release()
+                raise
+            taken += 1
+            try:
+                stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+            except BaseException:
+                sock.close()
                 self._limiter.release()
                 raise
             connections.start_soon(self._serve_connection, stream)

@@ -384,10 +384,7 @@ class RequestHandler(
         for cookie in self._new_cookie.values():
             self._headers.add("Set-Cookie", cookie)
         self._new_cookie = {}
-        return [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in self._headers.get_all()
-        ]
+        return self._headers.encoded_fields()
 
     async def flush(self) -> None:
         """Send the headers (if not yet sent) and the buffered body now.

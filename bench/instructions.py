@@ -3,10 +3,11 @@
 Runs the trioweb benchmark server (``bench/servers/trioweb_server.py``,
 through ``trioweb.run``) under ``valgrind --tool=callgrind`` and drives it
 from this process with a plain-socket client: ``--connections`` keep-alive
-connections, each sending hello GETs one after another, round robin, until
-``N`` requests have been answered. Callgrind counts the instructions the
-server executed; two runs (``N`` and ``2N`` requests) subtract start-up and
-shutdown, so what is printed is instructions per request::
+connections (1 by default, new ones every 500 requests), each sending
+hello GETs one after another, round robin, until ``N`` requests have been
+answered. Callgrind counts the instructions the server executed; two runs
+(``N`` and ``2N`` requests) subtract start-up and shutdown, so what is
+printed is instructions per request::
 
     python3 bench/instructions.py --http httptools -n 2000
 
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: Requests per connection: below the server's max_requests_per_connection.
+PER_CONNECTION = 500
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: instructions\r\n\r\n"
 
 
@@ -56,13 +59,21 @@ def _read_response(sock: socket.socket, buffered: bytearray) -> None:
 
 
 def _drive(port: int, requests: int, connections: int) -> None:
-    socks = [
-        socket.create_connection(("127.0.0.1", port), timeout=600)
-        for _ in range(connections)
-    ]
+    def connect() -> list[socket.socket]:
+        return [
+            socket.create_connection(("127.0.0.1", port), timeout=600)
+            for _ in range(connections)
+        ]
+
+    socks = connect()
     buffers = [bytearray() for _ in socks]
     done = 0
     while done < requests:
+        if done and done % (PER_CONNECTION * connections) == 0:
+            # Fresh connections before the server's limit closes them.
+            for sock in socks:
+                sock.close()
+            socks = connect()
         batch = min(connections, requests - done)
         for sock in socks[:batch]:
             sock.sendall(REQUEST)
@@ -94,7 +105,9 @@ def measure(requests: int, http: str, connections: int, extra: list[str]) -> int
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             # This checkout's trioweb, whatever the interpreter has installed.
-            env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+            # A fixed hash seed: dict and set layouts, and so the counts,
+            # are the same from run to run.
+            env={**os.environ, "PYTHONPATH": str(HERE.parent), "PYTHONHASHSEED": "0"},
         )
         try:
             deadline = time.monotonic() + 300
@@ -123,7 +136,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=2000, help="requests (and 2N)")
     parser.add_argument("--http", default="httptools", choices=("h11", "httptools"))
-    parser.add_argument("--connections", type=int, default=4)
+    # One connection: every request is one whole wake-up of the server, so
+    # that how requests batch up (a matter of timing) cannot move the count.
+    parser.add_argument("--connections", type=int, default=1)
     args, extra = parser.parse_known_args()
     small = measure(args.n, args.http, args.connections, extra)
     large = measure(2 * args.n, args.http, args.connections, extra)

@@ -670,6 +670,10 @@ class _Announcer:
         self.scheme = scheme
 
     def started(self, value: Any = None) -> None:
+        from ._gc import freeze_startup_objects
+
+        # Up and listening: what start-up built is here to stay.
+        freeze_startup_objects()
         announce(value, self.config, scheme=self.scheme)
 
 
@@ -716,6 +720,7 @@ def run(
         config = ServerConfig(**options)
     elif options:
         config = attrs.evolve(config, **options)
+    from ._gc import freeze_startup_objects, raise_gen0_threshold
     from ._malloc import tune_allocator
     from .logs import configure_logging
 
@@ -728,9 +733,13 @@ def run(
     if ssl_context is None:
         # Before any worker exists: a bad setting is one error, not N.
         ssl_context = make_ssl_context(config)
-    # This process is a server from here on (see trioweb._malloc).
+    # This process is a server from here on (see trioweb._malloc, _gc).
     tune_allocator()
+    raise_gen0_threshold()
     if workers != 1:
+        # Before the workers are forked: they inherit the frozen objects
+        # (and share their pages longer, as nothing writes to them).
+        freeze_startup_objects()
         from .workers import run_workers
 
         with interrupt_on_sigterm():

@@ -5,7 +5,9 @@ without yielding to trio: a Unix stream connection is queued in the
 listener's backlog by the time ``connect()`` returns, so when the server's
 accept loop next runs, all of them are waiting -- deterministically, with
 no timing. A trio instrument records in which task step each connection's
-task was spawned: one step for all of them is one wake-up.
+task was spawned: one step for all of them is one wake-up. The limits
+hold through a burst: ``max_connections``, and running out of file
+descriptors (``EMFILE``: logged, retried after 100 ms).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ import trio.lowlevel
 import trio.testing
 
 from trioweb import Exchange, ServerConfig, serve
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 
 
 class SpawnSteps(trio.abc.Instrument):
@@ -128,4 +135,33 @@ async def test_a_burst_stops_at_the_connection_limit(uds_path: str) -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert len(steps.spawned_in) == 5
         for client in clients[3:]:
+            assert (await get(client)).endswith(b"ok")
+
+
+@pytest.mark.skipif(resource is None, reason="needs the resource module (Unix)")
+async def test_out_of_file_descriptors_backs_off_then_accepts(
+    uds_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert resource is not None
+    async with serving(uds_path) as steps:
+        clients = connect_now(uds_path, 3)
+        # From now on the process cannot open a file descriptor: the
+        # lowest free one is at the limit. (Before anything yields, so the
+        # accept loop has not run yet.)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest_free = os.dup(0)
+        os.close(lowest_free)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+        try:
+            await trio.sleep(0.05)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        # accept() failed, was logged, and the loop backs off (100 ms)
+        # instead of spinning or dying; the clients wait in the backlog.
+        assert "accept() failed, retrying in 100 ms" in caplog.text
+        assert steps.spawned_in == []
+        await trio.sleep(0.15)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(steps.spawned_in) == 3
+        for client in clients:
             assert (await get(client)).endswith(b"ok")

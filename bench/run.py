@@ -1231,6 +1231,7 @@ def write_doc(results: Results, settings: Settings, targets: list[TargetRow]) ->
         "",
         *WHAT_STANDS_IN_THE_WAY,
         "",
+        *kept_by_hand(),
         "## Machine",
         "",
         "| | |",
@@ -1339,6 +1340,21 @@ def overload_section(results: Results, settings: Settings) -> list[str]:
         command = f"python3 bench/run.py{quick} --scenario overload"
     when = f"Measured on {results.started[:10]} by `{command}`."
     return [OVERLOAD_BEGIN, *body, "", when, OVERLOAD_END]
+
+
+#: A section written by hand (``bench/instructions.py``'s before/after
+#: tables): carried over as it is when the page is rewritten.
+KEPT_BEGIN = "<!-- kept by hand: begin -->"
+KEPT_END = "<!-- kept by hand: end -->"
+
+
+def kept_by_hand() -> list[str]:
+    """The page's hand-written section, markers included (or nothing)."""
+    text = DOC.read_text() if DOC.exists() else ""
+    begin, end = text.find(KEPT_BEGIN), text.find(KEPT_END)
+    if begin == -1 or end == -1:
+        return []
+    return [text[begin : end + len(KEPT_END)], ""]
 
 
 def update_overload_section(results: Results, settings: Settings) -> None:

@@ -137,6 +137,26 @@ def test_headers_multiple_values() -> None:
     assert headers.get_list("Set-Cookie") == ["a=1", "b=2"]
 
 
+def test_encoded_fields_are_get_all_in_latin1_every_time() -> None:
+    headers = HTTPHeaders()
+    headers.add("Set-Cookie", "a=1")
+    headers.add("X-Caf\u00e9", "cr\u00e8me")
+    headers.add("set-cookie", "b=2")
+    expected = [
+        (b"Set-Cookie", b"a=1"),
+        (b"Set-Cookie", b"b=2"),
+        (b"X-Caf\xe9", b"cr\xe8me"),
+    ]
+    assert headers.encoded_fields() == expected
+    # The second time from the cache: the same bytes.
+    assert headers.encoded_fields() == expected
+    headers["X-Caf\u00e9"] = "autre"
+    assert headers.encoded_fields()[-1] == (b"X-Caf\xe9", b"autre")
+    headers["X-Beyond"] = "\u20ac"
+    with pytest.raises(UnicodeEncodeError):
+        headers.encoded_fields()
+
+
 def test_headers_setitem_replaces_and_delitem_removes_all() -> None:
     headers = HTTPHeaders()
     headers.add("A", "1")

@@ -134,3 +134,45 @@ def test_the_applications_date_replaces_the_servers(name: bytes) -> None:
     )
     assert head.lower().count(b"date:") == 1
     assert name + b": " + mine + b"\r\n" in head
+
+
+# -- field lines validated once (the writer keeps them by (name, value)) --------
+
+
+def test_a_repeated_head_is_encoded_the_same_every_time() -> None:
+    headers = [
+        (b"Server", b"trioweb/0.1"),
+        (b"Content-Type", b"text/plain"),
+        (b"Date", b"Thu, 01 Jan 2026 00:00:00 GMT"),
+        (b"Content-Length", b"2"),
+    ]
+    first = _head(headers=headers, date=b"Wed, 02 Dec 2026 08:00:00 GMT")
+    # Again, now that the plain lines are known: the application's Date
+    # still replaces the server's, and the length still frames the body.
+    assert _head(headers=headers, date=b"Wed, 02 Dec 2026 08:00:00 GMT") == first
+    head, framing, length, _ = first
+    assert head.lower().count(b"date:") == 1
+    assert (framing, length) == (LENGTH, 2)
+    # A 204 with the same (known) lines still drops its Content-Length.
+    head, framing, _, _ = _head(204, headers=headers)
+    assert framing == NO_BODY
+    assert b"Content-Length" not in head
+
+
+def test_known_lines_do_not_let_a_bad_one_through() -> None:
+    good = (b"X-Thing", b"fine")
+    _head(headers=[good])
+    with pytest.raises(ValueError, match="X-Thing"):
+        _head(headers=[good, (b"X-Thing", b"fine\r\nInjected: yes")])
+    # Pairs that cannot be kept (a list, bytearrays) are checked every time.
+    for pair in ([b"X", b"ok"], (bytearray(b"X"), bytearray(b"ok"))):
+        head, _, _, _ = _head(headers=[pair])  # type: ignore[list-item]
+        assert b"X: ok\r\n" in head
+    with pytest.raises(ValueError):
+        _head(headers=[[b"X", b"a\nb"]])  # type: ignore[list-item]
+
+
+def test_the_known_lines_are_bounded() -> None:
+    for n in range(3 * writer._VALID_LINES_SIZE):
+        _head(headers=[(b"ETag", b'"%d"' % n)])
+    assert len(writer._valid_lines) <= writer._VALID_LINES_SIZE

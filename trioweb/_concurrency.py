@@ -13,7 +13,11 @@ import attrs
 import trio
 
 __all__ = [
+    "COROUTINE",
+    "INHERITED",
+    "OTHER",
     "SideNursery",
+    "hook_kind",
     "maybe_await",
     "open_closable_side_nursery",
     "open_side_nursery",
@@ -160,3 +164,45 @@ async def maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+#: :func:`hook_kind`'s answers.
+INHERITED = 0
+COROUTINE = 1
+OTHER = 2
+
+# (class, method name, base) -> kind. Classes are few and live as long as
+# the application; a dict lookup is what each request pays.
+_kinds: dict[tuple[type, str, type], int] = {}
+
+
+def hook_kind(obj: object, name: str, base: type) -> int:
+    """How ``obj.<name>()`` must be called, decided once per class.
+
+    :data:`INHERITED` when ``obj``'s class does not override ``base``'s
+    method (a no-op default need not be called at all); :data:`COROUTINE`
+    for an ``async def`` (await its call, no check needed); :data:`OTHER`
+    for anything else (a plain function, or one returning an awaitable:
+    call it and :func:`maybe_await` the result). A method set on the
+    instance itself is always :data:`OTHER`.
+
+    The per-request hot path of a handler calls several such hooks; the
+    inspection (``inspect.isawaitable`` on each result) was a measurable
+    share of a hello-world request's CPU (docs/performance.md).
+    """
+    cls = type(obj)
+    key = (cls, name, base)
+    kind = _kinds.get(key)
+    if kind is None:
+        method = getattr(cls, name, None)
+        if method is getattr(base, name, None):
+            kind = INHERITED
+        elif inspect.iscoroutinefunction(method):
+            kind = COROUTINE
+        else:
+            kind = OTHER
+        _kinds[key] = kind
+    instance_dict = getattr(obj, "__dict__", None)
+    if instance_dict is not None and name in instance_dict:
+        return OTHER
+    return kind

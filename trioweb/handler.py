@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from . import auth, compression, sse
+from ._concurrency import COROUTINE, INHERITED, hook_kind, run_hook
 from ._concurrency import maybe_await as _maybe_await  # the name it had here
-from ._concurrency import run_hook
 from .auth import HandlerSecurity
 from .body import HandlerBody
 from .dates import format_timestamp
@@ -83,8 +83,28 @@ def _percent_encode(match: re.Match[str]) -> str:
     return urllib.parse.quote(match.group(), safe="")
 
 
+# Header names and values already found valid: an application sets the same
+# few on every response, and a set lookup is cheaper than a regex match.
+# Bounded (emptied when full), so that values that differ per request
+# cannot grow them.
+_VALID_NAMES: set[str] = set()
+_VALID_VALUES: set[str] = set()
+_VALID_CACHE_SIZE = 1024
+
+# What every response starts with (clear() copies it).
+_DEFAULT_HEADERS = HTTPHeaders(
+    {"Server": _SERVER_HEADER, "Content-Type": "text/html; charset=UTF-8"}
+)
+
+
 def _checked_header_name(name: str) -> str:
-    if not is_valid_header_name(name):
+    if name in _VALID_NAMES:
+        return name
+    if is_valid_header_name(name):
+        if len(_VALID_NAMES) >= _VALID_CACHE_SIZE:
+            _VALID_NAMES.clear()
+        _VALID_NAMES.add(name)
+    else:
         raise ValueError(
             f"invalid header name {name!r}: a name is letters, digits and "
             "!#$%&'*+-.^_`|~ only (no spaces, colons or control characters)"
@@ -248,9 +268,7 @@ class RequestHandler(
 
     def clear(self) -> None:
         """Reset headers, status and the unsent body to their defaults."""
-        self._headers = HTTPHeaders(
-            {"Server": _SERVER_HEADER, "Content-Type": "text/html; charset=UTF-8"}
-        )
+        self._headers = _DEFAULT_HEADERS.copy()
         for name, value in auth.security_header_fields(
             self.security_headers, self.settings, self.request.protocol == "https"
         ):
@@ -312,6 +330,8 @@ class RequestHandler(
 
     def _convert_header_value(self, value: Any) -> str:
         if isinstance(value, str):
+            if value in _VALID_VALUES:
+                return value
             text = value
         elif isinstance(value, bytes):
             text = value.decode("latin-1")
@@ -328,6 +348,9 @@ class RequestHandler(
         text = text.strip(" \t")
         if not is_valid_header_value(text):
             raise ValueError(f"unsafe header value {text!r}")
+        if len(_VALID_VALUES) >= _VALID_CACHE_SIZE:
+            _VALID_VALUES.clear()
+        _VALID_VALUES.add(text)
         return text
 
     # -- output ---------------------------------------------------------------
@@ -361,10 +384,7 @@ class RequestHandler(
         for cookie in self._new_cookie.values():
             self._headers.add("Set-Cookie", cookie)
         self._new_cookie = {}
-        return [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in self._headers.get_all()
-        ]
+        return self._headers.encoded_fields()
 
     async def flush(self) -> None:
         """Send the headers (if not yet sent) and the buffered body now.
@@ -634,13 +654,17 @@ class RequestHandler(
             self.get_current_user
         ):
             self._current_user = await self.get_current_user()
-        await _maybe_await(self.prepare())
+        if hook_kind(self, "prepare", RequestHandler) != INHERITED:
+            await _maybe_await(self.prepare())
         self._prepared = True
         if self._finished:
             return
         if streaming:
             await self._stream_body()
-        result = await _maybe_await(func(*self.path_args, **self.path_kwargs))
+        if hook_kind(self, name, RequestHandler) == COROUTINE:
+            result = await func(*self.path_args, **self.path_kwargs)
+        else:
+            result = await _maybe_await(func(*self.path_args, **self.path_kwargs))
         if result is not None:
             # Tornado fails the same way: the response is what the method
             # writes, so a returned value would otherwise vanish unseen.
@@ -679,7 +703,9 @@ class RequestHandler(
                 await self._run_hook(self.on_connection_close)
         finally:
             try:
-                await self._run_hook(self.on_finish)
+                # The inherited no-op is not worth its deadline's cancel scope.
+                if hook_kind(self, "on_finish", RequestHandler) != INHERITED:
+                    await self._run_hook(self.on_finish)
             finally:
                 # Uploaded files' temporary files go with the request,
                 # however it ended.

@@ -301,6 +301,30 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
             for value in values:
                 yield name, value
 
+    def encoded_fields(self) -> list[tuple[bytes, bytes]]:
+        """Every ``(name, value)`` pair (as :meth:`get_all`), encoded as
+        latin-1 bytes for the response writer.
+
+        A response's pairs are mostly the same from one response to the
+        next (Server, Content-Type, ...): each distinct pair is encoded once
+        and the same bytes objects come back (a bounded cache), which also
+        lets the writer recognise a line it has validated before.
+        Raises :exc:`UnicodeEncodeError` for text beyond latin-1.
+        """
+        cache = _ENCODED_FIELDS
+        fields = []
+        for name, values in self._as_list.items():
+            for value in values:
+                key = (name, value)
+                pair = cache.get(key)
+                if pair is None:
+                    pair = (name.encode("latin-1"), value.encode("latin-1"))
+                    if len(cache) >= _ENCODED_FIELDS_LIMIT:
+                        cache.clear()
+                    cache[key] = pair
+                fields.append(pair)
+        return fields
+
     def copy(self) -> HTTPHeaders:
         """Return an independent copy, with every value of every name."""
         new = type(self)()
@@ -333,6 +357,12 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self.get_all())!r})"
+
+
+# HTTPHeaders.encoded_fields()'s cache: emptied when full, so that values
+# that differ per response (an ETag) cannot grow it.
+_ENCODED_FIELDS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_ENCODED_FIELDS_LIMIT = 1024
 
 
 def is_valid_header_name(name: str | bytes) -> bool:

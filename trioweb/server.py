@@ -73,6 +73,46 @@ _ACCEPT_CAPACITY_ERRNOS = {
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+# Errors from accept() about the one client being accepted (it reset the
+# connection, a firewall refused it, ...): skip it and accept the next.
+_IGNORABLE_ACCEPT_ERRNOS = {
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "ECONNRESET",
+        "EPERM",
+        "EPROTO",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ENONET",
+        "ENOPROTOOPT",
+        "EOPNOTSUPP",
+        "ETIMEDOUT",
+    )
+    if hasattr(errno, name)
+}
+
+
+@contextlib.contextmanager
+def _accepting_socket(listening: trio.socket.SocketType) -> Iterator[socket.socket]:
+    """A plain :mod:`socket` view of a trio listening socket, for accept().
+
+    trio's ``accept()`` yields to the scheduler on every call, even when a
+    connection is waiting; a plain non-blocking socket on the same file
+    descriptor lets the accept loop take a whole backlog at once. The view
+    never owns the descriptor: it is detached on the way out, and the trio
+    socket (which the server closes) stays its owner.
+    """
+    raw = socket.socket(fileno=listening.fileno())
+    try:
+        raw.setblocking(False)
+        yield raw
+    finally:
+        raw.detach()
+
+
 class ListenError(OSError):
     """The server could not listen where it was told to.
 
@@ -240,20 +280,58 @@ class Server:
     async def _accept_loop(
         self, listener: trio.SocketListener, connections: trio.Nursery
     ) -> None:
+        with _accepting_socket(listener.socket) as raw:
+            while True:
+                # A free slot first: while max_connections are open, excess
+                # clients wait in the kernel's backlog, not in our memory.
+                await self._limiter.acquire()
+                self._limiter.release()
+                await trio.lowlevel.wait_readable(raw)
+                try:
+                    self._accept_pending(raw, connections)
+                except OSError as exc:
+                    if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
+                        log.error("accept() failed, retrying in 100 ms: %s", exc)
+                        await trio.sleep(0.1)
+                        continue
+                    raise
+
+    def _accept_pending(self, raw: socket.socket, connections: trio.Nursery) -> None:
+        """Accept every connection waiting in the backlog, up to the limit.
+
+        One wake-up takes them all, without yielding: a connection accepted
+        one per scheduler pass would wait for every other task to run as
+        many times as there are clients ahead of it (the tail latency of a
+        burst of new connections). Raises the :exc:`OSError` of a failed
+        accept() when it could take no connection at all; after one or
+        more, the error is left for the next wake-up to meet.
+        """
+        taken = 0
         while True:
-            # Holding a slot before accept() leaves excess clients in the
-            # kernel's backlog rather than in our memory (max_connections).
-            await self._limiter.acquire()
             try:
-                stream = await listener.accept()
+                self._limiter.acquire_nowait()
+            except trio.WouldBlock:
+                return
+            try:
+                sock, _ = raw.accept()
+            except BlockingIOError:
+                self._limiter.release()
+                return
             except OSError as exc:
                 self._limiter.release()
-                if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
-                    log.error("accept() failed, retrying in 100 ms: %s", exc)
-                    await trio.sleep(0.1)
-                    continue
+                if exc.errno in _IGNORABLE_ACCEPT_ERRNOS:
+                    continue  # that client is gone already; the next one
+                if taken:
+                    return
                 raise
             except BaseException:
+                self._limiter.release()
+                raise
+            taken += 1
+            try:
+                stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+            except BaseException:
+                sock.close()
                 self._limiter.release()
                 raise
             connections.start_soon(self._serve_connection, stream)
@@ -628,6 +706,10 @@ class _Announcer:
         self.scheme = scheme
 
     def started(self, value: Any = None) -> None:
+        from ._gc import freeze_startup_objects
+
+        # Up and listening: what start-up built is here to stay.
+        freeze_startup_objects()
         announce(value, self.config, scheme=self.scheme)
 
 
@@ -676,6 +758,7 @@ def run(
         config = ServerConfig(**options)
     elif options:
         config = attrs.evolve(config, **options)
+    from ._gc import freeze_startup_objects, raise_gen0_threshold
     from ._malloc import tune_allocator
     from .logs import configure_logging
 
@@ -688,9 +771,13 @@ def run(
     if ssl_context is None:
         # Before any worker exists: a bad setting is one error, not N.
         ssl_context = make_ssl_context(config)
-    # This process is a server from here on (see trioweb._malloc).
+    # This process is a server from here on (see trioweb._malloc, _gc).
     tune_allocator()
+    raise_gen0_threshold()
     if workers != 1:
+        # Before the workers are forked: they inherit the frozen objects
+        # (and share their pages longer, as nothing writes to them).
+        freeze_startup_objects()
         from .workers import run_workers
 
         with interrupt_on_sigterm():

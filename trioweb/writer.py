@@ -47,12 +47,20 @@ _CLOSE_FIELD = b"Connection: close\r\n"
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 # A field value: visible characters, with spaces and tabs only inside.
 _VALUE = rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
-# The whole header block in one match. A CR or LF inside a value could make
-# a block that still looks like valid lines, so the number of line ends is
-# checked against the number of fields as well.
-_BLOCK = re.compile(rb"(?:" + _TOKEN + rb": " + _VALUE + rb"\r\n)*")
+# One field line: a CR or LF inside the value cannot match.
+_LINE = re.compile(_TOKEN + rb": " + _VALUE + rb"\r\n")
 _REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
+
+
+# Field lines already validated, by their (name, value) pair: the same few
+# headers go out on every response, and a dict lookup is cheaper than a
+# regex match. Only plain fields are kept (not the framing headers, not
+# Connection: close, not Date, which change the framing or the head).
+# Bounded: emptied when full, so values that differ per response (an ETag)
+# cannot grow it.
+_valid_lines: dict[tuple[bytes, bytes], bytes] = {}
+_VALID_LINES_SIZE = 1024
 
 
 class FramingError(Exception):
@@ -108,7 +116,16 @@ def encode_head(
     length = -1
     chunked_requested = False
     fields = []
-    for name, value in headers:
+    lines = _valid_lines
+    for pair in headers:
+        try:
+            line = lines.get(pair)
+        except TypeError:  # unhashable: a list, or bytearrays
+            line = None
+        if line is not None:
+            fields.append(line)
+            continue
+        name, value = pair
         lower = name.lower()
         if lower in _FRAMING_HEADERS:
             if lower == b"content-length":
@@ -135,8 +152,19 @@ def encode_head(
                 continue  # added once below
             close = True
             continue
-        elif lower == b"date":
-            date = None
+        else:
+            line = name + b": " + value + b"\r\n"
+            if _LINE.fullmatch(line) is None:
+                raise ValueError(f"invalid response header {name!r}: {value!r}")
+            if lower == b"date":
+                date = None
+            elif type(pair) is tuple and type(name) is bytes and type(value) is bytes:
+                if len(lines) >= _VALID_LINES_SIZE:
+                    lines.clear()
+                lines[pair] = line
+            fields.append(line)
+            continue
+        # Content-Length: a token name and digits, checked above.
         fields.append(name + b": " + value + b"\r\n")
     if date is not None:
         fields.append(b"Date: " + date + b"\r\n")
@@ -167,14 +195,8 @@ def encode_head(
         close = True
     if close:
         fields.append(_CLOSE_FIELD)
-    block = b"".join(fields)
-    if _BLOCK.fullmatch(block) is None or block.count(b"\n") != len(fields):
-        for name, value in headers:
-            if _BLOCK.fullmatch(name + b": " + value + b"\r\n") is None:
-                raise ValueError(f"invalid response header {name!r}: {value!r}")
-        raise ValueError("invalid response headers")  # pragma: no cover
     status_line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
-    return status_line + block + b"\r\n", framing, length, close
+    return status_line + b"".join(fields) + b"\r\n", framing, length, close
 
 
 def chunk(data: bytes) -> bytes:

@@ -986,15 +986,6 @@ def evaluate_targets(results: Results) -> list[TargetRow]:
                 _status(big is not None and big <= 8, big is None),
             )
         )
-    rows.append(
-        TargetRow(
-            "websocket echo",
-            "",
-            "(to be set)",
-            "skipped: trioweb has no websockets yet",
-            "not yet",
-        )
-    )
     return rows
 
 
@@ -1073,9 +1064,6 @@ def results_table(results: Results, servers: list[Server]) -> list[str]:
             cells.append(cell)
         better = "higher" if higher else "lower"
         lines.append(f"| {scenario} | {unit} | {better} | " + " | ".join(cells) + " |")
-    lines.append(
-        "| websocket echo | — | — | " + " | ".join("skipped" for _ in servers) + " |"
-    )
     return lines
 
 
@@ -1409,9 +1397,12 @@ def draw_chart(results: Results, settings: Settings, path: Path) -> None:
             )
     if base["hello_p99_ms"]:
         lines["hello_p99_ms"] = [(base["hello_p99_ms"], "target ≤ tornado", "--")]
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    rows = -(-len(METRICS) // 3)  # one panel per metric, three a row
+    fig, axes = plt.subplots(rows, 3, figsize=(16, 4.5 * rows))
+    for ax in axes.flat[len(METRICS) :]:
+        ax.set_visible(False)
     for ax, (metric, (scenario, unit, higher)) in zip(
-        axes.flat, METRICS.items(), strict=True
+        axes.flat, METRICS.items(), strict=False
     ):
         values = [results.median(s.name, metric) for s in servers]
         heights = [v if v is not None else 0.0 for v in values]

@@ -21,9 +21,6 @@ import os
 import sys
 import time
 
-from wsproto.connection import Connection, ConnectionType
-from wsproto.events import Message
-
 HOST = "127.0.0.1"
 PATH = "/ws"
 CONNECTIONS = 50
@@ -42,6 +39,12 @@ METRICS: dict[str, tuple[str, str, bool]] = {
 
 def _frames() -> tuple[bytes, bytes]:
     """The masked frame a client sends, and the server's echo of it."""
+    # Imported here: bench/run.py imports this module before it re-runs
+    # itself inside bench/.venv, where wsproto is (run.py's own start-up is
+    # standard library only).
+    from wsproto.connection import Connection, ConnectionType
+    from wsproto.events import Message
+
     payload = "x" * MESSAGE_SIZE
     sent = Connection(ConnectionType.CLIENT).send(Message(data=payload))
     echo = Connection(ConnectionType.SERVER).send(Message(data=payload))

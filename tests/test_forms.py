@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import tracemalloc
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -37,6 +38,33 @@ def test_parse_urlencoded_values() -> None:
     assert parse_urlencoded(b"") == {}
     assert parse_urlencoded(b"&&&a=1&&") == {"a": [b"1"]}
     assert parse_urlencoded(b"caf%C3%A9=%C3%A9") == {"caf\xc3\xa9": ["é".encode()]}
+
+
+def test_parse_urlencoded_escapes_and_plus() -> None:
+    assert parse_urlencoded(b"a%20b=c%2Bd+e") == {"a b": [b"c+d e"]}
+    assert parse_urlencoded(b"a+b=1") == {"a b": [b"1"]}
+    assert parse_urlencoded(b"x=%zz%") == {"x": [b"%zz%"]}
+    assert parse_urlencoded(b"x=a=b") == {"x": [b"a=b"]}
+    assert parse_urlencoded(b"x=1;y=2") == {"x": [b"1;y=2"]}
+
+
+def test_parse_urlencoded_keeps_any_byte() -> None:
+    result = parse_urlencoded(b"name=%FF%FE&%E9t%C3%A9=1")
+    assert result["name"] == [b"\xff\xfe"]
+    # Names are latin-1 decoded: the raw bytes come back with encode().
+    names = [name for name in result if name != "name"]
+    assert [name.encode("latin-1") for name in names] == [b"\xe9t\xc3\xa9"]
+    assert parse_urlencoded(b"\xe9=\xff") == {"\xe9": [b"\xff"]}
+
+
+@given(st.text(alphabet="ab=&+%20z\xe9;\xff", max_size=30))
+def test_parse_urlencoded_agrees_with_the_stdlib(qs: str) -> None:
+    # The stdlib, told to use latin-1, is the reference Tornado builds on.
+    reference = urllib.parse.parse_qs(
+        qs, keep_blank_values=True, encoding="latin-1", errors="strict"
+    )
+    expected = {k: [v.encode("latin-1") for v in vs] for k, vs in reference.items()}
+    assert parse_urlencoded(qs.encode("latin-1")) == expected
 
 
 @pytest.mark.parametrize("extra_separators", [False, True])

@@ -7,7 +7,6 @@ import datetime
 import email.utils
 import http.cookies
 import time
-import urllib.parse
 
 import pytest
 from hypothesis import given
@@ -22,10 +21,8 @@ from trioweb.httputil import (
     is_valid_header_name,
     is_valid_header_value,
     is_valid_host,
-    parse_body_arguments,
     parse_cookie,
     parse_http_date,
-    parse_qs_bytes,
     qs_to_qsl,
     reason_phrase,
     split_host_and_port,
@@ -425,139 +422,10 @@ def test_reason_phrase() -> None:
 # --------------------------------------------------------------------------
 
 
-def test_parse_qs_bytes_basics() -> None:
-    assert parse_qs_bytes("a=1&a=2&b=x+y&c") == {
-        "a": [b"1", b"2"],
-        "b": [b"x y"],
-        "c": [b""],
-    }
-    assert parse_qs_bytes(b"a=1&b=2") == {"a": [b"1"], "b": [b"2"]}
-    assert parse_qs_bytes("") == {}
-    assert parse_qs_bytes(b"") == {}
-
-
-def test_parse_qs_bytes_escapes_and_plus() -> None:
-    assert parse_qs_bytes("a%20b=c%2Bd+e") == {"a b": [b"c+d e"]}
-    assert parse_qs_bytes("a+b=1") == {"a b": [b"1"]}
-    assert parse_qs_bytes("x=%zz%") == {"x": [b"%zz%"]}
-    assert parse_qs_bytes("x=a=b") == {"x": [b"a=b"]}
-    assert parse_qs_bytes("x=1;y=2") == {"x": [b"1;y=2"]}
-
-
-def test_parse_qs_bytes_invalid_utf8_survives() -> None:
-    result = parse_qs_bytes("name=%FF%FE&%E9t%C3%A9=1")
-    assert result["name"] == [b"\xff\xfe"]
-    # Names are latin-1 decoded: the raw bytes come back with encode().
-    names = [name for name in result if name != "name"]
-    assert [name.encode("latin-1") for name in names] == [b"\xe9t\xc3\xa9"]
-    # Raw (unescaped) non-ASCII bytes work the same.
-    assert parse_qs_bytes(b"\xe9=\xff") == {"\xe9": [b"\xff"]}
-
-
-def test_parse_qs_bytes_str_beyond_latin1() -> None:
-    # A str built in code rather than decoded from the wire: UTF-8 is used.
-    assert parse_qs_bytes("q=€") == {"q": ["€".encode()]}
-
-
-def test_parse_qs_bytes_blank_values() -> None:
-    assert parse_qs_bytes("a=&b&c=1") == {"a": [b""], "b": [b""], "c": [b"1"]}
-    assert parse_qs_bytes("a=&b&c=1", keep_blank_values=False) == {"c": [b"1"]}
-    # Empty fields are always skipped when lenient.
-    assert parse_qs_bytes("&&a=1&&") == {"a": [b"1"]}
-    assert parse_qs_bytes("=1") == {"": [b"1"]}
-
-
-def test_parse_qs_bytes_strict() -> None:
-    assert parse_qs_bytes("a=1&b=", strict_parsing=True) == {"a": [b"1"], "b": [b""]}
-    with pytest.raises(ValueError, match="bad query field"):
-        parse_qs_bytes("a=1&b", strict_parsing=True)
-    with pytest.raises(ValueError, match="bad query field"):
-        parse_qs_bytes("a=1&&b=2", strict_parsing=True)
-
-
-_qs_text = st.text(
-    st.characters(min_codepoint=1, max_codepoint=0x2FFF, exclude_categories=["Cs"]),
-    max_size=8,
-)
-
-
-@given(st.lists(st.tuples(_qs_text, _qs_text), max_size=10))
-def test_parse_qs_bytes_round_trips_urlencode(pairs: list[tuple[str, str]]) -> None:
-    encoded = urllib.parse.urlencode(pairs)
-    expected: dict[str, list[bytes]] = {}
-    for name, value in pairs:
-        key = name.encode("utf-8").decode("latin-1")
-        expected.setdefault(key, []).append(value.encode("utf-8"))
-    assert parse_qs_bytes(encoded) == expected
-    assert parse_qs_bytes(encoded.encode("ascii")) == expected
-
-
-@given(
-    st.text(alphabet="ab=&+%20zé;\xff", max_size=30),
-    st.booleans(),
-)
-def test_parse_qs_bytes_agrees_with_stdlib(qs: str, keep_blank_values: bool) -> None:
-    # The stdlib, told to use latin-1, is the reference Tornado builds on.
-    reference = urllib.parse.parse_qs(
-        qs, keep_blank_values=keep_blank_values, encoding="latin-1", errors="strict"
-    )
-    expected = {k: [v.encode("latin-1") for v in vs] for k, vs in reference.items()}
-    assert parse_qs_bytes(qs, keep_blank_values=keep_blank_values) == expected
-    raw = qs.encode("latin-1")
-    assert parse_qs_bytes(raw, keep_blank_values=keep_blank_values) == expected
-
-
 def test_qs_to_qsl() -> None:
     qs = {"a": [b"1", b"2"], "b": [b"3"], "c": []}
     assert list(qs_to_qsl(qs)) == [("a", b"1"), ("a", b"2"), ("b", b"3")]
     assert list(qs_to_qsl({})) == []
-
-
-def test_parse_body_arguments_urlencoded() -> None:
-    arguments: dict[str, list[bytes]] = {"a": [b"from-query"]}
-    parse_body_arguments(
-        "application/x-www-form-urlencoded", b"a=1&b=x+y&c=%FF", arguments
-    )
-    assert arguments == {"a": [b"from-query", b"1"], "b": [b"x y"], "c": [b"\xff"]}
-
-
-def test_parse_body_arguments_content_type_variants() -> None:
-    for content_type in (
-        "application/x-www-form-urlencoded; charset=UTF-8",
-        "Application/X-WWW-Form-Urlencoded",
-        " application/x-www-form-urlencoded ;charset=utf-8",
-    ):
-        arguments: dict[str, list[bytes]] = {}
-        parse_body_arguments(content_type, b"k=v", arguments)
-        assert arguments == {"k": [b"v"]}, content_type
-
-
-def test_parse_body_arguments_ignores_other_types() -> None:
-    for content_type in (
-        "",
-        "text/plain",
-        "application/json",
-        "multipart/form-data; boundary=x",
-        "application/x-www-form-urlencodedx",
-    ):
-        arguments: dict[str, list[bytes]] = {}
-        parse_body_arguments(content_type, b"k=v", arguments)
-        assert arguments == {}, content_type
-
-
-def test_parse_body_arguments_content_encoding() -> None:
-    form = "application/x-www-form-urlencoded"
-    arguments: dict[str, list[bytes]] = {}
-    parse_body_arguments(
-        form, b"k=v", arguments, HTTPHeaders({"Content-Encoding": "gzip"})
-    )
-    assert arguments == {}
-    parse_body_arguments(
-        form, b"k=v", arguments, HTTPHeaders({"content-encoding": "Identity"})
-    )
-    assert arguments == {"k": [b"v"]}
-    parse_body_arguments(form, b"k=w", arguments, HTTPHeaders())
-    assert arguments == {"k": [b"v", b"w"]}
 
 
 def test_url_concat() -> None:

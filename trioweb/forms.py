@@ -42,11 +42,12 @@ def parse_urlencoded(
 ) -> dict[str, list[bytes]]:
     """Parse a query string or an ``application/x-www-form-urlencoded`` body.
 
-    The result is :func:`trioweb.httputil.parse_qs_bytes`'s: names as
-    latin-1 :class:`str`, values as :class:`bytes`, blank values kept. The
-    difference is the cap: a body with more than ``max_fields`` non-empty
-    fields raises ``HTTPError(400)`` as soon as the one over the limit is
-    seen, without parsing the rest. ``what`` names the input in the error
+    Names are latin-1 :class:`str` (so any byte survives:
+    ``name.encode("latin-1")`` gives it back), values :class:`bytes`, blank
+    values kept, ``+`` and ``%XX`` decoded, as in Tornado. It is capped: a
+    body with more than ``max_fields`` non-empty fields raises
+    ``HTTPError(400)`` as soon as the one over the limit is seen, without
+    parsing the rest. ``what`` names the input in the error
     ("query string", "form body").
 
     >>> parse_urlencoded(b"a=1&a=2&b=x+y")

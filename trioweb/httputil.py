@@ -6,7 +6,7 @@ its own and called from any layer (the connection engine, the handler, the
 test client).
 
 Several of these run on every request (:meth:`HTTPHeaders.from_raw`,
-:func:`parse_qs_bytes`, :func:`http_date`), so they are written for speed:
+:func:`is_valid_host`), so they are written for speed:
 they avoid regular expressions and the general-purpose :mod:`urllib.parse`
 machinery where a plain ``split`` does the job, and they cache what repeats.
 
@@ -35,8 +35,6 @@ __all__ = [
     "is_valid_header_name",
     "is_valid_header_value",
     "is_valid_host",
-    "parse_body_arguments",
-    "parse_qs_bytes",
     "qs_to_qsl",
     "reason_phrase",
     "split_host_and_port",
@@ -565,70 +563,8 @@ def reason_phrase(code: int) -> str:
 
 
 # --------------------------------------------------------------------------
-# Query strings and form bodies
+# Query strings (parsing them, capped, is trioweb.forms's)
 # --------------------------------------------------------------------------
-
-
-def parse_qs_bytes(
-    qs: str | bytes, keep_blank_values: bool = True, strict_parsing: bool = False
-) -> dict[str, list[bytes]]:
-    """Parse a query string (or an urlencoded form body) into a dict of
-    names to lists of values.
-
-    Like :func:`urllib.parse.parse_qs`, except that the values stay bytes:
-    how to decode them (and what to do when they are not UTF-8) is the
-    caller's choice, made later. Names become :class:`str` by decoding as
-    latin-1, so any byte survives: ``name.encode("latin-1")`` gives the
-    unescaped bytes back, and for an ASCII name (nearly all of them) the
-    name is simply itself. This is Tornado's behaviour.
-
-    ``+`` means space and ``%XX`` escapes are decoded, in names and values;
-    a malformed escape (``%zz``) is kept as it is. Fields are separated by
-    ``&`` only.
-
-    Args:
-      qs: The query string, without the leading ``?``. A :class:`str` is
-        taken to be latin-1-decoded bytes, as trioweb gives you the target.
-      keep_blank_values: Keep fields with an empty value (``a=`` and a bare
-        ``a``) as ``b""``. On by default, because ``?debug`` usually means
-        something.
-      strict_parsing: Raise :class:`ValueError` for an empty field or one
-        without ``=``, instead of being lenient.
-
-    >>> parse_qs_bytes("a=1&a=2&b=x+y&c")
-    {'a': [b'1', b'2'], 'b': [b'x y'], 'c': [b'']}
-    """
-    raw = _query_bytes(qs)
-    result: dict[str, list[bytes]] = {}
-    if not raw:
-        return result
-    unquote = urllib.parse.unquote_to_bytes
-    for field in raw.split(b"&"):
-        name, eq, value = field.partition(b"=")
-        if not eq:
-            if strict_parsing:
-                raise ValueError(f"bad query field: {field!r}")
-            if not field or not keep_blank_values:
-                continue
-        elif not value and not keep_blank_values:
-            continue
-        # Most names and values need no unescaping at all: test before
-        # paying for a call.
-        if b"+" in name:
-            name = name.replace(b"+", b" ")
-        if b"%" in name:
-            name = unquote(name)
-        if b"+" in value:
-            value = value.replace(b"+", b" ")
-        if b"%" in value:
-            value = unquote(value)
-        key = name.decode("latin-1")
-        values = result.get(key)
-        if values is None:
-            result[key] = [value]
-        else:
-            values.append(value)
-    return result
 
 
 def _query_bytes(qs: str | bytes) -> bytes:
@@ -643,41 +579,12 @@ def _query_bytes(qs: str | bytes) -> bytes:
 
 
 def qs_to_qsl(qs: Mapping[str, Iterable[_T]]) -> Iterator[tuple[str, _T]]:
-    """Turn a dict of lists (as :func:`parse_qs_bytes` returns) back into
+    """Turn a dict of lists (as :func:`trioweb.forms.parse_urlencoded`
+    returns) back into
     ``(name, value)`` pairs, one pair per value."""
     for name, values in qs.items():
         for value in values:
             yield name, value
-
-
-def parse_body_arguments(
-    content_type: str,
-    body: bytes,
-    arguments: dict[str, list[bytes]],
-    headers: HTTPHeaders | None = None,
-) -> None:
-    """Parse a form body and append its fields to *arguments*.
-
-    Only ``application/x-www-form-urlencoded`` is understood for now; other
-    content types are left alone (the body stays available as bytes).
-    *arguments* is extended in place, so the query arguments and the body
-    arguments of a request can be collected into one dict.
-
-    A body sent with a ``Content-Encoding`` other than ``identity`` (a
-    gzipped form, say) is ignored rather than parsed as garbage: the
-    connection engine decodes bodies it supports before they get here. This
-    is Tornado's behaviour, except that nothing is logged (this module does
-    no I/O); check ``headers`` yourself to report it.
-    """
-    media_type = content_type.partition(";")[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
-        return
-    if headers is not None:
-        encoding = headers.get("Content-Encoding")
-        if encoding is not None and encoding.strip().lower() not in ("", "identity"):
-            return
-    for name, values in parse_qs_bytes(body).items():
-        arguments.setdefault(name, []).extend(values)
 
 
 def url_concat(

@@ -300,6 +300,30 @@ async def test_a_body_that_stalls_is_a_408(autojump_clock: trio.abc.Clock) -> No
     assert trio.current_time() - start == pytest.approx(5)
 
 
+async def test_a_body_dripping_below_the_minimum_rate_is_a_408(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The same rule as the engine's (trioweb.exchange.body_wait_deadline):
+    # each piece comes well within body_timeout, but the average is far
+    # below min_body_rate once its grace is over.
+    config = trioweb.ServerConfig(min_body_rate=100, min_body_rate_grace=5)
+    adapter = make_app().asgi(config)
+    call = Call("POST", "/", headers=[(b"content-length", b"1000")])
+
+    async def drip() -> None:
+        for _ in range(100):
+            call.body(b"x", more=True)
+            await trio.sleep(2)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drip)
+        await serve(adapter, call)
+        nursery.cancel_scope.cancel()
+    assert call.status == 408
+    assert trio.current_time() - start == pytest.approx(5)
+
+
 async def test_a_content_length_over_the_limit_is_a_413_before_reading() -> None:
     adapter = make_app().asgi(trioweb.ServerConfig(max_body_size=4))
     call = Call(

@@ -21,6 +21,7 @@ import trio
 from . import observe, writer
 from .config import ServerConfig
 from .errors import HTTPInputError, StreamClosedError
+from .exchange import body_wait_deadline, count_down_length, fire
 
 __all__ = [
     "READ_AHEAD_LIMIT",
@@ -170,6 +171,7 @@ class ASGIExchange:
         self._body_done = not self.has_body  # the application read it all
         self._body_started = False
         self._body_start = 0.0
+        self._body_waited = 0.0  # seconds spent waiting for body bytes
         self._received = 0
         self._arrived = trio.lowlevel.ParkingLot()  # body or disconnect
         self._space = trio.lowlevel.ParkingLot()  # the reader took body
@@ -231,11 +233,7 @@ class ASGIExchange:
 
     def _fire_callbacks(self) -> None:
         callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            try:
-                callback()
-            except Exception:
-                log.exception("disconnect callback %r raised", callback)
+        fire(callbacks)
 
     def abort(self) -> None:
         """End the response incomplete: later sends raise
@@ -289,8 +287,10 @@ class ASGIExchange:
 
         Raises :exc:`~trioweb.HTTPInputError` 413 past
         :attr:`max_body_size` (before reading, when ``Content-Length`` says
-        so) and 408 when no body arrives within ``body_timeout`` (or the
-        whole body not within ``body_deadline``);
+        so) and 408 when no body arrives within ``body_timeout``, the body
+        arrives slower than ``min_body_rate`` or not whole within
+        ``body_deadline`` (the engine's rule:
+        :func:`trioweb.exchange.body_wait_deadline`);
         :exc:`~trioweb.StreamClosedError` if the client left.
         """
         if self._body_done:
@@ -307,17 +307,14 @@ class ASGIExchange:
                     self.max_body_size,
                 )
             self._start_receiving()
-        config = self.config
-        deadline = trio.current_time() + config.body_timeout
-        why = f"no body bytes for {config.body_timeout:g} s"
-        if config.body_deadline is not None:
-            by = self._body_start + config.body_deadline
-            if by < deadline:
-                deadline = by
-                why = f"request body not complete in {config.body_deadline:g} s"
+        now = trio.current_time()
+        deadline, why = body_wait_deadline(
+            self.config, now, self._received, self._body_waited, self._body_start
+        )
         with trio.move_on_at(deadline) as scope:
             while not (self._chunks or self._body_in or self.disconnected):
                 await self._arrived.park()
+        self._body_waited += trio.current_time() - now
         if self.disconnected:
             raise StreamClosedError("the client closed mid-body")
         if scope.cancelled_caught:
@@ -443,15 +440,7 @@ class ASGIExchange:
         if self._framing == writer.NO_BODY:
             return b""
         if self._framing == writer.LENGTH:
-            remaining = self._remaining - len(data)
-            if remaining < 0 or (end and remaining):
-                raise writer.FramingError(
-                    f"response body of {self._remaining - remaining} more bytes, "
-                    f"Content-Length allows {self._remaining}"
-                    if remaining < 0
-                    else f"response ended {remaining} bytes short of its Content-Length"
-                )
-            self._remaining = remaining
+            self._remaining = count_down_length(self._remaining, len(data), end)
         return data
 
     async def _send_final(self, start: Message | None, data: bytes) -> None:

@@ -39,6 +39,62 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_COPY = 64 * 1024
 
 
+def body_wait_deadline(
+    config: ServerConfig, now: float, received: int, waited: float, started: float
+) -> tuple[float, str]:
+    """When a wait for more request body that starts ``now`` must end, and
+    what the 408 then says; for every exchange (the engine's, the ASGI
+    adapter's).
+
+    Three bounds, the earliest wins: ``body_timeout`` for this wait;
+    ``min_body_rate`` (Kestrel's rule: after ``min_body_rate_grace``
+    seconds, the body must have arrived at that many bytes a second on
+    average, counting only the ``waited`` seconds spent waiting for it, so a
+    slow application does not count against its client); ``body_deadline``
+    for the whole body, from ``started``. Without the rate, a client
+    dripping a byte every few seconds holds a connection slot for as long as
+    it likes.
+    """
+    deadline = now + config.body_timeout
+    why = f"no body bytes for {config.body_timeout:g} s"
+    rate = config.min_body_rate
+    if rate:
+        by = now + max(config.min_body_rate_grace, received / rate) - waited
+        if by < deadline:
+            deadline = by
+            why = f"request body slower than {rate:g} bytes/s"
+    if config.body_deadline is not None:
+        by = started + config.body_deadline
+        if by < deadline:
+            deadline = by
+            why = f"request body not complete in {config.body_deadline:g} s"
+    return deadline, why
+
+
+def count_down_length(remaining: int, size: int, end: bool) -> int:
+    """What is left of a ``Content-Length`` body after ``size`` more bytes;
+    :exc:`~trioweb.writer.FramingError` for too many, or, with ``end``, too
+    few."""
+    left = remaining - size
+    if left < 0 or (end and left):
+        raise writer.FramingError(
+            f"response body of {size} more bytes, Content-Length allows {remaining}"
+            if left < 0
+            else f"response ended {left} bytes short of its Content-Length"
+        )
+    return left
+
+
+def fire(callbacks: list[Callable[[], object]] | None) -> None:
+    """Call each of ``callbacks`` (disconnect or shutdown signals); one that
+    raises is logged, and the others still run."""
+    for callback in callbacks or ():
+        try:
+            callback()
+        except Exception:
+            error_log.exception("callback %r raised", callback)
+
+
 class Exchange:
     """One request and its response, as the connection engine sees them.
 
@@ -222,11 +278,7 @@ class Exchange:
 
     def _fire_callbacks(self) -> None:
         callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            try:
-                callback()
-            except Exception:
-                error_log.exception("disconnect callback %r raised", callback)
+        fire(callbacks)
 
     # -- the shutdown signal and aborting --------------------------------------
 
@@ -251,11 +303,7 @@ class Exchange:
             return
         self.shutting_down = True
         callbacks, self._shutdown_callbacks = self._shutdown_callbacks, None
-        for callback in callbacks or ():
-            try:
-                callback()
-            except Exception:
-                error_log.exception("shutdown callback %r raised", callback)
+        fire(callbacks)
 
     # -- the request body -------------------------------------------------------
 
@@ -271,7 +319,7 @@ class Exchange:
         :attr:`max_body_size` (before reading anything when Content-Length
         says so, else as soon as the chunks add up past it), 408 when no body
         bytes arrive within the body timeout or the body arrives slower than
-        the server's minimum rate (see :meth:`_body_wait_deadline`), and 400
+        the server's minimum rate (see :func:`body_wait_deadline`), and 400
         (or 413) for broken chunked
         framing; the connection is closed after the error response. Raises
         :exc:`StreamClosedError` if the peer closes mid-body.
@@ -301,7 +349,9 @@ class Exchange:
         if self.disconnected:
             raise StreamClosedError()
         now = trio.current_time()
-        deadline, why = self._body_wait_deadline(now)
+        deadline, why = body_wait_deadline(
+            self._conn.config, now, self._received, self._body_waited, self._body_start
+        )
         with trio.CancelScope(deadline=deadline) as scope:
             try:
                 event = await conn.next_event()
@@ -328,35 +378,6 @@ class Exchange:
         # END (trailers are accepted and ignored).
         self._body_done = True
         return b""
-
-    def _body_wait_deadline(self, now: float) -> tuple[float, str]:
-        """When the wait for more body bytes that starts ``now`` must end,
-        and what the 408 then says.
-
-        Three bounds, the earliest wins: ``body_timeout`` for this wait;
-        ``min_body_rate`` (Kestrel's rule: after ``min_body_rate_grace``
-        seconds, the body must have arrived at that many bytes a second on
-        average, counting only the time spent waiting for it, so a slow
-        application does not count against its client); ``body_deadline``
-        for the whole body. Without the rate, a client dripping a byte every
-        few seconds holds a connection slot for as long as it likes.
-        """
-        config = self._conn.config
-        deadline = now + config.body_timeout
-        why = f"no body bytes for {config.body_timeout:g} s"
-        rate = config.min_body_rate
-        if rate:
-            grace = config.min_body_rate_grace
-            by = now + max(grace, self._received / rate) - self._body_waited
-            if by < deadline:
-                deadline = by
-                why = f"request body slower than {rate:g} bytes/s"
-        if config.body_deadline is not None:
-            by = self._body_start + config.body_deadline
-            if by < deadline:
-                deadline = by
-                why = f"request body not complete in {config.body_deadline:g} s"
-        return deadline, why
 
     async def read_body(self) -> bytes:
         """Read and return the whole request body (see :meth:`receive_body`)."""
@@ -600,15 +621,7 @@ class Exchange:
         pieces to send one after the other (see ``_NO_COPY``)."""
         framing = self._framing
         if framing == writer.LENGTH:
-            remaining = self._remaining - len(data)
-            if remaining < 0 or (end and remaining):
-                raise writer.FramingError(
-                    f"response body of {self._remaining - remaining} more bytes, "
-                    f"Content-Length allows {self._remaining}"
-                    if remaining < 0
-                    else f"response ended {remaining} bytes short of its Content-Length"
-                )
-            self._remaining = remaining
+            self._remaining = count_down_length(self._remaining, len(data), end)
         elif framing == writer.NO_BODY:
             return b""
         if framing == writer.CHUNKED:

@@ -89,26 +89,20 @@ def check_head(head: RequestHead) -> HeadRules:
     host: bytes | None = None
     hosts = 0
     content_types = 0
-    # A refusal that depends on the order of the fields would differ between
-    # backends (h11 checks the transfer coding first): 501 for an unknown
-    # coding wins over every 400 below, wherever the fields stand.
-    for name, value in head.headers:
-        if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
-            # RFC 9112 6.1: a coding we do not understand is a 501.
-            raise ProtocolError(501, "only Transfer-Encoding: chunked is supported")
+    lengths: list[bytes] = []
     for name, value in head.headers:
         if name == b"host":
             hosts += 1
             host = value
         elif name == b"content-length":
-            if content_length is not None:
-                raise ProtocolError(400, "more than one Content-Length")
-            # Parsers have checked the digits; a long zero-padded value must
-            # not reach int()'s digit limit.
-            if len(value) > 19 or not value.isdigit():
-                raise ProtocolError(400, "bad Content-Length")
-            content_length = int(value)
+            lengths.append(value)
         elif name == b"transfer-encoding":
+            if value.strip().lower() != b"chunked":
+                # RFC 9112 6.1: a coding we do not understand is a 501.
+                # Raised at once: it wins over every 400 below wherever the
+                # fields stand, as with h11 (which checks it first), so the
+                # answer does not depend on the backend.
+                raise ProtocolError(501, "only Transfer-Encoding: chunked is supported")
             chunked = True
         elif name == b"connection":
             if b"close" in value.lower():
@@ -117,6 +111,15 @@ def check_head(head: RequestHead) -> HeadRules:
             expects_continue = value.lower() == b"100-continue"
         elif name == b"content-type":
             content_types += 1
+    if lengths:
+        if len(lengths) > 1:
+            raise ProtocolError(400, "more than one Content-Length")
+        value = lengths[0]
+        # Parsers have checked the digits; a long zero-padded value must not
+        # reach int()'s digit limit.
+        if len(value) > 19 or not value.isdigit():
+            raise ProtocolError(400, "bad Content-Length")
+        content_length = int(value)
     if hosts > 1:
         raise ProtocolError(400, "more than one Host header")
     if host is None:

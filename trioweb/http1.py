@@ -103,6 +103,18 @@ def _plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
     return raw if type(raw) is socket.socket else None
 
 
+class _Reading:
+    """The Stream path's reader task: what the main task waits on for bytes,
+    and how :meth:`HTTP1Connection.stop_reading` stops it."""
+
+    __slots__ = ("data", "done", "scope")
+
+    def __init__(self) -> None:
+        self.data = trio.lowlevel.ParkingLot()
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+
+
 class _Rejected(Exception):
     def __init__(self, status: int, detail: str) -> None:
         self.status = status
@@ -146,16 +158,15 @@ class HTTP1Connection:
         "_active",
         "_broken",
         "_closing",
-        "_data_lot",
         "_eof_fed",
         "_fd",
         "_hung_up",
         "_phase",
         "_rbuf",
-        "_reader_done",
-        "_reader_scope",
+        "_reading",
         "_requests",
-        "_send_lock",
+        "_send_queue",
+        "_sending",
         "_sock",
         "_space",
         "_spins",
@@ -200,9 +211,11 @@ class HTTP1Connection:
         self._closing = False
         self._broken = False
         self._rbuf = bytearray()
-        self._send_lock = trio.Lock()
+        # A send in progress; senders waiting for it park in the queue
+        # (made when first needed: senders rarely meet).
+        self._sending = False
+        self._send_queue: trio.lowlevel.ParkingLot | None = None
         self._eof_fed = False
-        self._data_lot = trio.lowlevel.ParkingLot()
         # Made only while the reader waits for the read-ahead to drain.
         self._space: trio.CancelScope | None = None
         # The peer hung up, seen while unread bytes were still before the
@@ -215,9 +228,8 @@ class HTTP1Connection:
         self._timer = trio.CancelScope()
         self._phase = _DONE
         self._requests = 0
-        # The reader's own scope, so that upgrade() can stop it.
-        self._reader_scope = trio.CancelScope()
-        self._reader_done = trio.Event()
+        # The Stream path's reader task, once started.
+        self._reading: _Reading | None = None
 
     # -- public control -------------------------------------------------------
 
@@ -257,7 +269,8 @@ class HTTP1Connection:
                         self._unwatch()
                 else:
                     self._sock = None
-                    nursery.start_soon(self._reader)
+                    self._reading = _Reading()
+                    nursery.start_soon(self._reader, self._reading)
                     try:
                         await self._serve()
                     finally:
@@ -323,7 +336,8 @@ class HTTP1Connection:
         sock = self._sock
         if sock is None:
             if not self._rbuf and not self.peer_closed:
-                await self._data_lot.park()
+                assert self._reading is not None
+                await self._reading.data.park()
             self._feed()
             return
         self._spins = 0
@@ -357,26 +371,26 @@ class HTTP1Connection:
 
     # -- the reader task ------------------------------------------------------
 
-    async def _reader(self) -> None:
+    async def _reader(self, reading: _Reading) -> None:
         try:
-            with self._reader_scope:
-                await self._read()
+            with reading.scope:
+                await self._read(reading.data)
         finally:
-            self._reader_done.set()
+            reading.done.set()
 
     async def stop_reading(self) -> bytes:
         """Stop the reader task for good (a protocol switch); return the
         bytes received and not parsed, in order."""
-        if self._sock is None:
-            self._reader_scope.cancel()
-            await self._reader_done.wait()
+        if self._reading is not None:
+            self._reading.scope.cancel()
+            await self._reading.done.wait()
         if self._space is not None:
             self._space = None
         received = self.parser.leftover() + bytes(self._rbuf)
         self._rbuf.clear()
         return received
 
-    async def _read(self) -> None:
+    async def _read(self, data_lot: trio.lowlevel.ParkingLot) -> None:
         stream = self.stream
         rbuf = self._rbuf
         while True:
@@ -389,12 +403,12 @@ class HTTP1Connection:
                 data = b""
             if not data:
                 self.peer_closed = True
-                self._data_lot.unpark_all()
+                data_lot.unpark_all()
                 if self._active is not None:
                     self._active._mark_disconnected()
                 return
             rbuf += data
-            self._data_lot.unpark_all()
+            data_lot.unpark_all()
 
     async def _wait_for_space(self) -> None:
         """Wait until the main task takes the buffered bytes (:meth:`_feed`).
@@ -464,12 +478,15 @@ class HTTP1Connection:
         out whole, in the order the calls came. A trio stream allows one
         ``send_all`` at a time.
         """
-        lock = self._send_lock
-        if lock.locked():
+        if self._sending:
             # FIFO: the framing of each piece was computed in call order.
             # The holder's send has its own deadline, so this wait is bounded.
+            queue = self._send_queue
+            if queue is None:
+                queue = self._send_queue = trio.lowlevel.ParkingLot()
             try:
-                await lock.acquire()
+                # The sender before us hands over: _sending stays True.
+                await queue.park()
             except trio.Cancelled:
                 # The framing already counts these bytes (a Content-Length
                 # body's remainder, a chunk): dropping them silently would
@@ -480,11 +497,19 @@ class HTTP1Connection:
                 raise
         else:
             # Free, as it nearly always is: no checkpoint to pay for.
-            lock.acquire_nowait()
+            self._sending = True
         try:
             await self._send_locked(data, exchange)
         finally:
-            lock.release()
+            if self._send_queue:
+                self._send_queue.unpark()
+            else:
+                self._sending = False
+
+    @property
+    def sending(self) -> bool:
+        """Whether a send is in progress (another task's, or this one's)."""
+        return self._sending
 
     async def _send_locked(
         self, data: bytes | tuple[bytes, ...], exchange: Exchange | None

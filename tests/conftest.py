@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import trioweb.parsers
+import trioweb.server.parsers
 
 
 @pytest.fixture
@@ -50,13 +50,13 @@ def http_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
         return
     if backend == "httptools":
         pytest.importorskip("httptools")
-    original = trioweb.parsers.resolve_backend
+    original = trioweb.server.parsers.resolve_backend
 
     def resolve(name: str) -> str:
         return backend if name == "auto" else original(name)
 
-    trioweb.parsers.resolve_backend = resolve  # type: ignore[assignment]
+    trioweb.server.parsers.resolve_backend = resolve  # type: ignore[assignment]
     try:
         yield backend
     finally:
-        trioweb.parsers.resolve_backend = original
+        trioweb.server.parsers.resolve_backend = original

@@ -303,7 +303,7 @@ async def test_a_body_that_stalls_is_a_408(autojump_clock: trio.abc.Clock) -> No
 async def test_a_body_dripping_below_the_minimum_rate_is_a_408(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    # The same rule as the engine's (trioweb.exchange.body_wait_deadline):
+    # The same rule as the engine's (trioweb.server.exchange.body_wait_deadline):
     # each piece comes well within body_timeout, but the average is far
     # below min_body_rate once its grace is over.
     config = trioweb.ServerConfig(min_body_rate=100, min_body_rate_grace=5)

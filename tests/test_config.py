@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from trioweb.config import ServerConfig
+from trioweb.server.config import ServerConfig
 
 
 @pytest.mark.parametrize(

@@ -289,7 +289,7 @@ def test_the_systemd_variables_are_not_passed_on() -> None:
     sock = listening_socket()
     fd = sock.fileno()
     check = (
-        "import os, trioweb.sockets as s; "
+        "import os, trioweb.server.sockets as s; "
         "s.inherited_socket(3).detach(); print(os.environ.get('LISTEN_FDS'))"
     )
     try:

@@ -281,7 +281,10 @@ def test_parse_json_depth_cap() -> None:
     ],
 )
 def test_parse_json_is_linear(make: Any) -> None:
-    assert_linear(lambda body: parse_json(body, "application/json", 64), make)
+    # A depth limit below the smallest input's nesting: both sizes take the
+    # same path (past the limit). With 64, a busy machine shrank the small
+    # input under the limit, and timed a cheap success against a walk.
+    assert_linear(lambda body: parse_json(body, "application/json", 4), make)
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,5 +1,5 @@
 """``trioweb serve`` and ``run()`` tune the garbage collector; ``serve()``
-leaves it alone (trioweb._gc)."""
+leaves it alone (trioweb.server._gc)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from apps.gc_apps import app
 from processes import trioweb_process
 
 from trioweb import ServerConfig, serve
-from trioweb._gc import GEN0_THRESHOLD
+from trioweb.server._gc import GEN0_THRESHOLD
 
 
 async def get_json(port: int) -> Any:

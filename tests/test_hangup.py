@@ -1,5 +1,5 @@
 """The kernel's view of a peer that hung up behind unread bytes
-(trioweb._hangup), which the engine's reader uses when its buffer is full."""
+(trioweb.server._hangup), which the engine's reader uses when its buffer is full."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from trioweb._hangup import can_watch, wait_for_hangup
+from trioweb.server._hangup import can_watch, wait_for_hangup
 
 needs_epoll = pytest.mark.skipif(
     not hasattr(select, "EPOLLRDHUP"), reason="the hang-up watch needs Linux epoll"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from trioweb.config import ServerConfig
-from trioweb.http1 import Exchange, HTTP1Connection
-from trioweb.parsers import H11Parser, HttptoolsParser
+from trioweb.server.config import ServerConfig
+from trioweb.server.http1 import Exchange, HTTP1Connection
+from trioweb.server.parsers import H11Parser, HttptoolsParser
 from trioweb.testing import TestClient
 
 

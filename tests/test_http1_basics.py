@@ -8,7 +8,7 @@ import trio
 import trio.testing
 from helpers import content_length
 
-from trioweb.http1 import Exchange
+from trioweb.server.http1 import Exchange
 from trioweb.testing import TestClient
 
 

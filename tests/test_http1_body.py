@@ -7,9 +7,9 @@ import trio
 import trio.testing
 from helpers import content_length
 
-from trioweb.config import ServerConfig
+from trioweb.server.config import ServerConfig
 from trioweb.errors import HTTPInputError
-from trioweb.http1 import Exchange
+from trioweb.server.http1 import Exchange
 from trioweb.testing import RawConnection, TestClient
 
 

@@ -13,7 +13,7 @@ from helpers import content_length
 
 import trioweb
 from trioweb.errors import HTTPError
-from trioweb.http1 import Exchange
+from trioweb.server.http1 import Exchange
 from trioweb.testing import RawConnection, TestClient
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -17,8 +17,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trioweb.config import ServerConfig
-from trioweb.http1 import Exchange
+from trioweb.server.config import ServerConfig
+from trioweb.server.http1 import Exchange
 from trioweb.testing import TestClient
 
 CONFIG = ServerConfig(

@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from trioweb.http1 import Exchange
+from trioweb.server.http1 import Exchange
 from trioweb.testing import RawConnection, Response, TestClient
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")

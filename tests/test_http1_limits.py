@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from trioweb.config import ServerConfig
-from trioweb.http1 import Exchange
+from trioweb.server.config import ServerConfig
+from trioweb.server.http1 import Exchange
 from trioweb.testing import RawConnection, Response, TestClient
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")

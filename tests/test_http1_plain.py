@@ -23,9 +23,9 @@ import trio
 import trio.testing
 from helpers import content_length
 
-from trioweb.config import ServerConfig
+from trioweb.server.config import ServerConfig
 from trioweb.errors import StreamClosedError
-from trioweb.http1 import Exchange, ExchangeApp, HTTP1Connection
+from trioweb.server.http1 import Exchange, ExchangeApp, HTTP1Connection
 from trioweb.testing import RawConnection
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")

@@ -17,7 +17,7 @@ from helpers import content_length
 
 from trioweb import Application, RequestHandler
 from trioweb.errors import StreamClosedError
-from trioweb.http1 import Exchange
+from trioweb.server.http1 import Exchange
 from trioweb.testing import TestClient
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import trioweb
-from trioweb.http1 import Exchange
+from trioweb.server.http1 import Exchange
 from trioweb.testing import TestClient
 
 HANDSHAKE = (

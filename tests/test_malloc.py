@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-from trioweb._malloc import tune_allocator
+from trioweb.server._malloc import tune_allocator
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 def test_tune_allocator_takes_effect_on_glibc() -> None:
     # In a child process: the setting is process-wide.
-    code = "from trioweb._malloc import tune_allocator; print(tune_allocator())"
+    code = "from trioweb.server._malloc import tune_allocator; print(tune_allocator())"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
     )

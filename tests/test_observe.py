@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from trioweb import Application, RequestHandler, ServerConfig
-from trioweb.observe import request_id, valid_request_id
+from trioweb.server.observe import request_id, valid_request_id
 from trioweb.testing import TestClient
 
 

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-import trioweb.parsers
-from trioweb.config import ServerConfig
-from trioweb.parsers import (
+import trioweb.server.parsers
+from trioweb.server.config import ServerConfig
+from trioweb.server.parsers import (
     CLOSED,
     END,
     NEED_DATA,
@@ -69,7 +69,7 @@ def test_malformed_input_raises_protocol_error_with_status() -> None:
 
 def test_explicit_backends_and_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     assert type(make_parser(ServerConfig(http="h11"))) is H11Parser
-    monkeypatch.setattr(trioweb.parsers, "httptools_available", lambda: False)
+    monkeypatch.setattr(trioweb.server.parsers, "httptools_available", lambda: False)
     assert type(make_parser(ServerConfig(http="auto"))) is H11Parser
     # As when httptools is not installed at all:
     monkeypatch.setitem(sys.modules, "httptools", None)
@@ -82,9 +82,9 @@ def test_a_missing_httptools_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # trioweb is not on PyPI: `pip install 'trioweb[fast]'` would not work.
-    monkeypatch.setattr(trioweb.parsers, "httptools_available", lambda: False)
+    monkeypatch.setattr(trioweb.server.parsers, "httptools_available", lambda: False)
     with pytest.raises(RuntimeError) as info:
-        trioweb.parsers.resolve_backend("httptools")
+        trioweb.server.parsers.resolve_backend("httptools")
     assert "pip install httptools (the [fast] extra of trioweb)" in str(info.value)
     assert "trioweb[" not in str(info.value)
 
@@ -107,7 +107,7 @@ def _events(parser: object) -> list[object]:
 
 
 def test_httptools_serves_pipelined_requests_before_a_bad_one() -> None:
-    from trioweb.parsers import HttptoolsParser
+    from trioweb.server.parsers import HttptoolsParser
 
     parser = HttptoolsParser(max_request_line=1024, max_header_size=1024)
     parser.feed(
@@ -127,7 +127,7 @@ def test_httptools_serves_pipelined_requests_before_a_bad_one() -> None:
 
 
 def test_httptools_limits_the_head_whatever_the_split() -> None:
-    from trioweb.parsers import HttptoolsParser
+    from trioweb.server.parsers import HttptoolsParser
 
     head = b"GET /" + b"a" * 40 + b" HTTP/1.1\r\nHost: h\r\n\r\n"
     for cut in range(1, len(head)):
@@ -140,7 +140,7 @@ def test_httptools_limits_the_head_whatever_the_split() -> None:
 
 
 def test_httptools_parses_one_request_at_a_time() -> None:
-    from trioweb.parsers import HttptoolsParser
+    from trioweb.server.parsers import HttptoolsParser
 
     parser = HttptoolsParser(max_request_line=1024, max_header_size=1024)
     parser.feed(b"".join(b"GET /%d HTTP/1.1\r\nHost: h\r\n\r\n" % i for i in range(3)))

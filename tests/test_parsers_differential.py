@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from trioweb.headrules import check_head
-from trioweb.parsers import (
+from trioweb.server.headrules import check_head
+from trioweb.server.parsers import (
     CLOSED,
     END,
     NEED_DATA,

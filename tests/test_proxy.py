@@ -16,7 +16,7 @@ from processes import trioweb_process
 
 from trioweb import Application, RequestHandler, ServerConfig
 from trioweb.httputil import HTTPHeaders
-from trioweb.proxy import TrustedProxies, resolve_client
+from trioweb.server.proxy import TrustedProxies, resolve_client
 from trioweb.testing import TestClient
 
 # -- the trusted set ---------------------------------------------------------------

@@ -13,7 +13,7 @@ import trio.testing
 
 import trioweb
 from trioweb import Application, MultipartParser, RequestHandler, ServerConfig
-from trioweb.http1 import READ_AHEAD_LIMIT, RECEIVE_SIZE
+from trioweb.server.http1 import READ_AHEAD_LIMIT, RECEIVE_SIZE
 from trioweb.testing import TestClient
 
 events: list[Any] = []

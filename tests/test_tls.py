@@ -24,7 +24,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from trioweb import Application, RequestHandler, ServerConfig, serve
-from trioweb.tls import TLSConfigError, make_ssl_context
+from trioweb.server.tls import TLSConfigError, make_ssl_context
 
 DEADLINE = 5
 

@@ -103,10 +103,10 @@ async def stop(server: ServerProcess, signum: int = signal.SIGTERM) -> None:
 
 def patched(statement: str) -> tuple[str, ...]:
     """``python`` arguments for the command line with ``statement`` run
-    first (to change one of trioweb.workers' constants)."""
+    first (to change one of trioweb.server.workers' constants)."""
     return (
         "-c",
-        f"import trioweb.workers, trioweb.cli; {statement}; trioweb.cli.main()",
+        f"import trioweb.server.workers, trioweb.cli; {statement}; trioweb.cli.main()",
     )
 
 
@@ -200,7 +200,7 @@ async def test_a_worker_that_does_not_stop_is_killed() -> None:
         "2",
         "--graceful-timeout",
         "0.2",
-        python=patched("trioweb.workers.KILL_MARGIN = 0.3"),
+        python=patched("trioweb.server.workers.KILL_MARGIN = 0.3"),
     ) as server:
         stuck = server.workers()[1]
         os.kill(stuck, signal.SIGSTOP)  # it cannot act on SIGTERM
@@ -226,7 +226,7 @@ async def test_the_kill_deadline_covers_the_shutdown_hooks() -> None:
         "2",
         "--graceful-timeout",
         "0.2",
-        python=patched("trioweb.workers.KILL_MARGIN = 0.3"),
+        python=patched("trioweb.server.workers.KILL_MARGIN = 0.3"),
     ) as server:
         pids = set(server.workers().values())
         await stop(server)
@@ -280,7 +280,7 @@ async def test_without_reuseport_the_workers_inherit_the_socket() -> None:
         f"{APP}:app",
         "--workers",
         "2",
-        python=patched("trioweb.workers.REUSEPORT = False"),
+        python=patched("trioweb.server.workers.REUSEPORT = False"),
     ) as server:
         pids = set(server.workers().values())
         assert await pid_of(tcp(server.port)) in pids
@@ -322,7 +322,7 @@ async def test_too_many_workers_is_a_one_line_error() -> None:
 
 
 def test_worker_count_refuses_too_many() -> None:
-    from trioweb.workers import max_workers, worker_count
+    from trioweb.server.workers import max_workers, worker_count
 
     assert worker_count(max_workers()) == max_workers()
     with pytest.raises(ValueError, match=f"workers must be at most {max_workers()}"):

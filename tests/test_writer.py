@@ -2,8 +2,8 @@
 
 import pytest
 
-from trioweb import writer
-from trioweb.writer import CHUNKED, CLOSE_DELIMITED, LENGTH, NO_BODY, encode_head
+from trioweb.server import writer
+from trioweb.server.writer import CHUNKED, CLOSE_DELIMITED, LENGTH, NO_BODY, encode_head
 
 
 def _head(

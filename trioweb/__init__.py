@@ -9,7 +9,6 @@ from .asgi import ASGIAdapter
 from .asgi_mount import ASGIHandler
 from .auth import authenticated
 from .body import stream_request_body
-from .config import ServerConfig
 from .decorators import addslash, removeslash
 from .errors import (
     ApplicationTaskError,
@@ -21,7 +20,6 @@ from .errors import (
     StreamClosedError,
 )
 from .handler import ErrorHandler, RedirectHandler, RequestHandler
-from .http1 import Exchange, ExchangeApp
 from .httputil import HTTPHeaders
 from .multipart import MultipartParser, UploadedFile
 from .overload import DeadlineExceeded, Overloaded
@@ -29,9 +27,11 @@ from .request import HTTPServerRequest
 from .routing import URLSpec, url
 from .security import SecurityHeaders
 from .server import ListenError, run, serve
+from .server.config import ServerConfig
+from .server.exchange import Exchange, ExchangeApp
+from .server.tls import TLSConfigError
 from .sse import EventStream
 from .static import StaticFileHandler
-from .tls import TLSConfigError
 from .websocket import WebSocketClosedError, WebSocketHandler
 
 __version__ = "0.1.0"

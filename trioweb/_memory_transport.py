@@ -17,10 +17,11 @@ import trio
 import trio.testing
 
 from ._concurrency import open_side_nursery
-from .config import ServerConfig
-from .http1 import ExchangeApp, HTTP1Connection
 from .httputil import HTTPHeaders
-from .overload import limit_concurrency
+from .server.config import ServerConfig
+from .server.exchange import ExchangeApp
+from .server.http1 import HTTP1Connection
+from .server.limits import limit_concurrency
 
 __all__ = [
     "Headers",
@@ -263,7 +264,7 @@ class MemoryTransport(httpx.AsyncBaseTransport):
     """An httpx transport that serves requests with an app, in memory.
 
     Each connection is a :func:`trio.testing.memory_stream_pair` whose server
-    end runs the app's real :class:`~trioweb.http1.HTTP1Connection`. Build
+    end runs the app's real :class:`~trioweb.server.http1.HTTP1Connection`. Build
     your own client on it::
 
         transport = MemoryTransport(app)
@@ -277,7 +278,7 @@ class MemoryTransport(httpx.AsyncBaseTransport):
 
     Args:
       app: An :class:`~trioweb.Application`, or anything with
-        ``handle_exchange`` (see :mod:`trioweb.http1`).
+        ``handle_exchange`` (see :mod:`trioweb.server.http1`).
       config: The server limits to apply; defaults to :class:`ServerConfig`'s.
       client_address: The address the app sees as the client's; None for
         none, as for a client on a Unix socket.

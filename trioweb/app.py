@@ -32,19 +32,19 @@ import trio
 
 from ._concurrency import SideNursery, open_closable_side_nursery
 from .asgi import ASGIAdapter
-from .config import ServerConfig
 from .errors import ApplicationTaskError, StartupError, describe_error
 from .handler import ErrorHandler, RequestHandler
 from .httputil import HTTPHeaders
 from .overload import check_settings
-from .proxy import TrustedProxies, resolve_client
 from .request import HTTPServerRequest
 from .routing import Router, Rule
 from .security import security_headers_from_setting
+from .server.config import ServerConfig
+from .server.proxy import TrustedProxies, resolve_client
 from .static import StaticFileHandler
 
 if TYPE_CHECKING:
-    from .http1 import Exchange
+    from .server.exchange import Exchange
 
 __all__ = ["Application"]
 

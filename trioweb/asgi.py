@@ -43,7 +43,6 @@ import logging
 
 import trio
 
-from . import writer
 from .asgi_exchange import (
     READ_AHEAD_LIMIT,
     ASGIApp,
@@ -54,11 +53,12 @@ from .asgi_exchange import (
     Scope,
     Send,
 )
-from .config import ServerConfig
 from .errors import HTTPError, StreamClosedError
-from .http1 import ExchangeApp
 from .httputil import reason_phrase
-from .overload import limit_concurrency
+from .server import writer
+from .server.config import ServerConfig
+from .server.exchange import ExchangeApp
+from .server.limits import limit_concurrency
 
 __all__ = [
     "READ_AHEAD_LIMIT",
@@ -87,7 +87,7 @@ class ASGIAdapter:
 
     Args:
       app: An :class:`~trioweb.Application`, or anything with
-        ``handle_exchange`` (see :mod:`trioweb.http1`).
+        ``handle_exchange`` (see :mod:`trioweb.server.http1`).
       config: The limits the adapter applies itself (a
         :class:`~trioweb.ServerConfig`; the defaults if omitted):
         ``max_body_size``, ``body_timeout``, ``body_deadline``,

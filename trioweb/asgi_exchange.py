@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 import trio
 
-from . import observe, writer
-from .config import ServerConfig
 from .errors import HTTPInputError, StreamClosedError
-from .exchange import body_wait_deadline, count_down_length, fire
+from .server import observe, writer
+from .server.config import ServerConfig
+from .server.exchange import body_wait_deadline, count_down_length, fire
 
 __all__ = [
     "READ_AHEAD_LIMIT",
@@ -121,7 +121,7 @@ class ASGIExchange:
         self.headers: list[tuple[bytes, bytes]] = [
             (bytes(name).lower(), bytes(value)) for name, value in scope["headers"]
         ]
-        #: The request's id (:mod:`trioweb.observe`): the client's
+        #: The request's id (:mod:`trioweb.server.observe`): the client's
         #: ``X-Request-Id`` when sane, else a new one; None when the
         #: ``request_id`` setting is off.
         self.request_id: str | None = (
@@ -290,7 +290,7 @@ class ASGIExchange:
         so) and 408 when no body arrives within ``body_timeout``, the body
         arrives slower than ``min_body_rate`` or not whole within
         ``body_deadline`` (the engine's rule:
-        :func:`trioweb.exchange.body_wait_deadline`);
+        :func:`trioweb.server.exchange.body_wait_deadline`);
         :exc:`~trioweb.StreamClosedError` if the client left.
         """
         if self._body_done:
@@ -353,7 +353,7 @@ class ASGIExchange:
         """Send ``http.response.start`` and the first ``http.response.body``.
 
         As :meth:`trioweb.Exchange.send_response`: the head is validated
-        first (:exc:`ValueError`, and :exc:`~trioweb.writer.FramingError`
+        first (:exc:`ValueError`, and :exc:`~trioweb.server.writer.FramingError`
         for a body that does not match its ``Content-Length``), before
         anything is sent; HEAD, 1xx, 204 and 304 responses carry no body,
         and a HEAD response is complete at its head. The reason phrase is

@@ -1,7 +1,7 @@
 """Reading a request body: streamed, bounded, decompressed.
 
 The connection engine hands out the body chunk by chunk
-(:meth:`~trioweb.http1.Exchange.receive_body`: bounded by the request's
+(:meth:`~trioweb.server.http1.Exchange.receive_body`: bounded by the request's
 ``max_body_size``, the body timeout between chunks, ``100 Continue`` sent on
 the first read). This module is the web layer's side of it:
 
@@ -28,8 +28,8 @@ from ._concurrency import maybe_await
 from .errors import HTTPError, HTTPInputError
 
 if TYPE_CHECKING:
-    from .http1 import Exchange
     from .request import HTTPServerRequest
+    from .server.exchange import Exchange
 
 __all__ = ["BodyStream", "Decompressor", "HandlerBody", "stream_request_body"]
 

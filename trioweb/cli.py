@@ -1,16 +1,16 @@
 """The command line: ``trioweb serve MODULE:ATTR`` (also ``python -m trioweb``).
 
 This module is arguments only: it turns flags into a
-:class:`~trioweb.config.ServerConfig`, imports the application, and hands
+:class:`~trioweb.server.config.ServerConfig`, imports the application, and hands
 both to :func:`trioweb.server.run`, which does the serving, the logging set-up
 and the signal handling.
 
 Every :class:`ServerConfig` field is a flag of the same name
 (``max_body_size`` is ``--max-body-size``), generated from the record itself,
 so the two cannot drift apart. ``--workers`` is not one of them: how many
-processes serve is the supervisor's business (:mod:`trioweb.workers`), not a
+processes serve is the supervisor's business (:mod:`trioweb.server.workers`), not a
 limit every connection is held to; nor are ``--reload`` (a supervisor of
-its own: :mod:`trioweb.reload`) and ``--log-level`` / ``--log-config``
+its own: :mod:`trioweb.server.reload`) and ``--log-level`` / ``--log-config``
 (the process's logging: :mod:`trioweb.logs`). Mistakes a user can make --
 an app that cannot be imported, a port in use, a bad flag value -- end in
 one line on stderr and a non-zero exit, not a traceback.
@@ -29,12 +29,12 @@ from typing import Any, NoReturn
 import attrs
 
 from . import __version__
-from .config import ServerConfig
 from .errors import ApplicationTaskError, StartupError
 from .logs import LogConfigError
 from .server import ListenError, interrupt_on_sigterm, run
-from .tls import TLSConfigError, make_ssl_context
-from .workers import WorkerStartError
+from .server.config import ServerConfig
+from .server.tls import TLSConfigError, make_ssl_context
+from .server.workers import WorkerStartError
 
 __all__ = ["main"]
 
@@ -141,7 +141,7 @@ def _workers(text: str) -> int:
     count = _int(text)
     if count < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {count}")
-    from .workers import max_workers
+    from .server.workers import max_workers
 
     if count > max_workers():
         raise argparse.ArgumentTypeError(
@@ -429,7 +429,7 @@ def _as_flag_error(message: str) -> str:
 
 def _is_reloader(args: argparse.Namespace) -> bool:
     """Check the reload flags; True if this process is to be the reloader."""
-    from .reload import RELOAD_CHILD
+    from .server.reload import RELOAD_CHILD
 
     watch_flags = [
         flag
@@ -487,7 +487,7 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> None:
     except TLSConfigError as exc:
         _fail(str(exc), code=2)
     if reloader:
-        from .reload import ReloadError, run_reloader
+        from .server.reload import ReloadError, run_reloader
 
         try:
             run_reloader(

@@ -59,8 +59,8 @@ from .templates import HandlerTemplates
 
 if TYPE_CHECKING:
     from .app import Application
-    from .http1 import Exchange
     from .request import HTTPServerRequest
+    from .server.exchange import Exchange
 
 __all__ = ["ErrorHandler", "RedirectHandler", "RequestHandler"]
 

@@ -33,8 +33,8 @@ from .errors import Finish, HTTPError, StreamClosedError
 from .overload import Overloaded
 
 if TYPE_CHECKING:
-    from .http1 import Exchange
     from .request import HTTPServerRequest
+    from .server.exchange import Exchange
 
 __all__ = ["HandlerErrors"]
 

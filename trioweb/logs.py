@@ -45,7 +45,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .http1 import Exchange
+    from .server.exchange import Exchange
 
 __all__ = [
     "JSONFormatter",

@@ -49,28 +49,21 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .errors import HTTPError, StreamClosedError
-from .httputil import SERVER_SOFTWARE
 
 if TYPE_CHECKING:
-    from .config import ServerConfig
     from .handler import RequestHandler
-    from .http1 import Exchange, ExchangeApp
+    from .server.exchange import Exchange
 
 __all__ = [
-    "ConcurrencyLimit",
     "DeadlineExceeded",
     "HandlerLimits",
     "Overloaded",
     "check_handler_class",
     "check_settings",
-    "limit_concurrency",
     "run_handler",
 ]
 
 log = logging.getLogger("trioweb.error")
-
-#: The ``Retry-After`` (seconds) the server-wide limit sends.
-SERVER_RETRY_AFTER = 1
 
 
 class Overloaded(HTTPError):
@@ -318,70 +311,3 @@ def _timed_out(handler: RequestHandler, exchange: Exchange, timeout: float) -> N
         timeout,
     )
     exchange.abort()
-
-
-# -- the server-wide limit -------------------------------------------------------
-
-
-class ConcurrencyLimit:
-    """Wrap an application so that at most ``limit`` requests are in flight.
-
-    A request beyond the limit is answered 503 with ``Retry-After`` at once,
-    by the engine, without reaching ``app``. :func:`trioweb.serve` and the
-    test client apply it when ``ServerConfig.limit_concurrency`` is set.
-    """
-
-    def __init__(
-        self, app: ExchangeApp, limit: int, retry_after: int = SERVER_RETRY_AFTER
-    ) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be 1 or more, got {limit!r}")
-        self.app = app
-        self.limit = limit
-        self.retry_after = retry_after
-        self._in_flight = 0
-
-    @property
-    def in_flight(self) -> int:
-        """How many requests the application is serving right now."""
-        return self._in_flight
-
-    async def handle_exchange(self, exchange: Exchange) -> None:
-        if self._in_flight >= self.limit:
-            exchange.note = "shed"
-            await send_overloaded(exchange, self.retry_after)
-            return
-        self._in_flight += 1
-        try:
-            await self.app.handle_exchange(exchange)
-        finally:
-            self._in_flight -= 1
-
-
-def limit_concurrency(app: ExchangeApp, config: ServerConfig) -> ExchangeApp:
-    """``app``, wrapped in :class:`ConcurrencyLimit` if ``config`` asks."""
-    if config.limit_concurrency is None:
-        return app
-    return ConcurrencyLimit(app, config.limit_concurrency)
-
-
-async def send_overloaded(exchange: Exchange, retry_after: int) -> None:
-    """Answer 503 with ``Retry-After`` on ``exchange`` (quietly if the
-    client is gone). The body is left unread: the engine drains it after
-    the response when it can and closes the connection when it cannot."""
-    body = b"503 Service Unavailable: the server is overloaded; retry later\n"
-    try:
-        await exchange.send_response(
-            503,
-            # Spelled as a handler's response is (the engine does not
-            # change the case of names), Server included.
-            [
-                (b"Server", SERVER_SOFTWARE.encode()),
-                (b"Content-Type", b"text/plain; charset=utf-8"),
-                (b"Content-Length", str(len(body)).encode()),
-                (b"Retry-After", str(retry_after).encode()),
-            ],
-            body,
-        )
-    except StreamClosedError:
-        pass

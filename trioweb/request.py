@@ -1,7 +1,7 @@
 """The request a handler sees: :class:`HTTPServerRequest`, data only.
 
 Built once per request from the connection engine's
-:class:`~trioweb.http1.Exchange`. The names follow Tornado's
+:class:`~trioweb.server.http1.Exchange`. The names follow Tornado's
 ``tornado.httputil.HTTPServerRequest`` so handler code reads the same; the
 differences are listed in ``docs/tornado-differences.md``.
 """
@@ -27,10 +27,10 @@ from .httputil import (
     split_host_and_port,
 )
 from .multipart import UploadedFile
-from .tls import peer_certificate
+from .server.tls import peer_certificate
 
 if TYPE_CHECKING:
-    from .http1 import Exchange
+    from .server.exchange import Exchange
 
 __all__ = ["HTTPServerRequest"]
 
@@ -65,7 +65,7 @@ class HTTPServerRequest:
         ``{name: [UploadedFile, ...]}``.
       id: The request's id: its ``X-Request-Id`` when that is a sane token,
         else one the server made; also in the access log and the response's
-        ``X-Request-Id`` (see :mod:`trioweb.observe`). None when the
+        ``X-Request-Id`` (see :mod:`trioweb.server.observe`). None when the
         server's ``request_id`` setting is off.
       root_path: The prefix a proxy mounts the application under
         (``--root-path``, uvicorn's): ``""`` or like ``"/app"``. ``path``
@@ -354,7 +354,7 @@ class HTTPServerRequest:
 
         None on a plain HTTP connection or when the client sent none.
         Without ``--cert-reqs optional`` or ``required`` the server never
-        asks for one (see :mod:`trioweb.tls`).
+        asks for one (see :mod:`trioweb.server.tls`).
         """
         if self.exchange is None:
             return None

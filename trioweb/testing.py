@@ -5,7 +5,7 @@ HTTP client they already know -- ``status_code``, a cookie jar kept across
 requests, ``files=`` uploads, ``follow_redirects``, ``auth``, ``json=``,
 streaming responses. Its transport, :class:`MemoryTransport`, runs your
 application's real connection code -- the same
-:class:`~trioweb.http1.HTTP1Connection` the server uses -- over
+:class:`~trioweb.server.http1.HTTP1Connection` the server uses -- over
 :func:`trio.testing.memory_stream_pair`, so a test exercises the whole HTTP
 path (parsing, limits, keep-alive, disconnects) with no sockets, no threads
 and no real time: it works under pytest-trio's ``autojump_clock``::
@@ -62,9 +62,10 @@ from ._memory_transport import (
     StreamPair,
     receive_or_empty,
 )
-from .config import ServerConfig
-from .http1 import ExchangeApp, HTTP1Connection
 from .httputil import url_concat
+from .server.config import ServerConfig
+from .server.exchange import ExchangeApp
+from .server.http1 import HTTP1Connection
 
 __all__ = [
     "MemoryTransport",
@@ -220,7 +221,7 @@ class TestClient(httpx.AsyncClient):
 
     Args:
       app: An :class:`~trioweb.Application`, or anything with
-        ``handle_exchange`` (see :mod:`trioweb.http1`).
+        ``handle_exchange`` (see :mod:`trioweb.server.http1`).
       config: The server limits to apply; defaults to :class:`ServerConfig`'s.
       host: The host of ``base_url``, hence the ``Host`` header.
       client_address: The address the app sees as the client's; None for

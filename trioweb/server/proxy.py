@@ -19,8 +19,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from .forms import parse_header_parameters
-from .httputil import HTTPHeaders
+from ..forms import parse_header_parameters
+from ..httputil import HTTPHeaders
 
 __all__ = ["DEFAULT_FORWARDED_ALLOW_IPS", "TrustedProxies", "resolve_client"]
 

@@ -1,6 +1,6 @@
 """ServerConfig: every limit and timeout of the server, in one frozen record.
 
-The connection engine (:mod:`trioweb.http1`), the server (:mod:`trioweb.server`),
+The connection engine (:mod:`trioweb.server.http1`), the server (:mod:`trioweb.server`),
 the command line (:mod:`trioweb.cli`) and the test client all read the same
 record, so a limit means the same thing everywhere. Each field is also a
 ``trioweb serve`` flag of the same name (``max_body_size`` is
@@ -197,7 +197,7 @@ class ServerConfig:
 
     #: Take the client's address and scheme from ``X-Forwarded-For``,
     #: ``X-Forwarded-Proto``, ``X-Real-Ip`` and ``Forwarded`` when the peer
-    #: is one of ``forwarded_allow_ips`` (see :mod:`trioweb.proxy`).
+    #: is one of ``forwarded_allow_ips`` (see :mod:`trioweb.server.proxy`).
     proxy_headers: bool = False
     #: The trusted proxies: comma-separated IPs and CIDR ranges, or ``*``.
     #: ``trioweb serve`` also reads ``$FORWARDED_ALLOW_IPS``.
@@ -209,7 +209,7 @@ class ServerConfig:
     #: paths it forwards, the application adds it to the URLs it makes.
     root_path: str = attrs.field(default="", validator=_root_path)
 
-    # -- TLS (see trioweb.tls): HTTPS when certfile is set -----------------
+    # -- TLS (see trioweb.server.tls): HTTPS when certfile is set -----------------
     #: The server's certificate chain (PEM), and its private key (PEM; in
     #: ``certfile`` too if not given), encrypted with ``keyfile_password``.
     certfile: str | None = None
@@ -227,7 +227,7 @@ class ServerConfig:
     #: An OpenSSL cipher list for TLS 1.2 (None: Python's defaults).
     ssl_ciphers: str | None = None
 
-    # -- logs and observability (see trioweb.logs, trioweb.observe) ---------
+    # -- logs and observability (see trioweb.logs, trioweb.server.observe) ---------
     #: ``"text"``: one line per request; ``"json"``: one JSON object a line.
     access_log_format: str = attrs.field(
         default="text", validator=_one_of("text", "json")

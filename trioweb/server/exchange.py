@@ -1,7 +1,7 @@
 """The exchange: one request and its response, as the connection engine
 hands them to the application.
 
-This is the seam between the engine (:mod:`trioweb.http1`) and whatever it
+This is the seam between the engine (:mod:`trioweb.server.http1`) and whatever it
 serves: :class:`trioweb.Application`, an ASGI adapter, or a ten-line
 function in a test. An :class:`Exchange` carries the parsed request head, a
 bounded body reader, a way to send the response that returns when the bytes
@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from ..dates import http_date
+from ..errors import HTTPInputError, StreamClosedError
+from ..httputil import reason_phrase
 from . import observe, writer
 from .config import ServerConfig
-from .dates import http_date
-from .errors import HTTPInputError, StreamClosedError
 from .events import ProtocolError, RequestHead
-from .httputil import reason_phrase
 
 if TYPE_CHECKING:
     from .http1 import HTTP1Connection
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "ExchangeApp"]
 
 error_log = logging.getLogger("trioweb.error")
 
@@ -37,6 +37,17 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # joining them would copy it, and a slow reader would then hold the response
 # twice until the write timeout.
 _NO_COPY = 64 * 1024
+
+
+class ExchangeApp(Protocol):
+    """What the connection engine serves: anything with ``handle_exchange``.
+
+    ``handle_exchange`` is awaited once per request. It should send a
+    complete response through the exchange; if it returns without doing so
+    the engine answers 500 (nothing sent yet) or ends the response it began.
+    """
+
+    async def handle_exchange(self, exchange: Exchange) -> None: ...
 
 
 def body_wait_deadline(
@@ -73,7 +84,7 @@ def body_wait_deadline(
 
 def count_down_length(remaining: int, size: int, end: bool) -> int:
     """What is left of a ``Content-Length`` body after ``size`` more bytes;
-    :exc:`~trioweb.writer.FramingError` for too many, or, with ``end``, too
+    :exc:`~trioweb.server.writer.FramingError` for too many, or, with ``end``, too
     few."""
     left = remaining - size
     if left < 0 or (end and left):
@@ -126,7 +137,7 @@ class Exchange:
     :meth:`abort` (end the connection with the response incomplete),
     :meth:`upgrade` (switch the connection to another protocol, as a
     websocket does), :attr:`note` (a word the access log adds to the
-    request's line), :attr:`request_id` (see :mod:`trioweb.observe`) and
+    request's line), :attr:`request_id` (see :mod:`trioweb.server.observe`) and
     :attr:`transport` (the connection's stream: TLS details).
     """
 
@@ -186,7 +197,7 @@ class Exchange:
         self.server = conn.server
         self.scheme = conn.scheme
         self.start_time = trio.current_time()
-        #: The request's id (see trioweb.observe), or None if the server's
+        #: The request's id (see trioweb.server.observe), or None if the server's
         #: ``request_id`` setting is off.
         self.request_id: str | None = (
             observe.request_id(self.headers) if conn.config.request_id else None
@@ -421,7 +432,7 @@ class Exchange:
         500): :exc:`ValueError` for a header name that is not a token, a
         header value or reason phrase with CR, LF, NUL or another control
         character, or a ``Content-Length`` that is not plain digits;
-        :exc:`~trioweb.writer.FramingError` for a ``body`` longer than the
+        :exc:`~trioweb.server.writer.FramingError` for a ``body`` longer than the
         ``Content-Length`` (or, with ``end=True``, shorter).
         """
         if self.head_sent:
@@ -490,7 +501,7 @@ class Exchange:
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         """Send more of the response body; ``end=True`` completes it.
 
-        Raises :exc:`~trioweb.writer.FramingError` if the body outgrows its
+        Raises :exc:`~trioweb.server.writer.FramingError` if the body outgrows its
         ``Content-Length`` (or, with ``end=True``, falls short of it).
         After a HEAD response's head it sends nothing (and is still a
         checkpoint, so a streaming loop can be cancelled), and raises

@@ -75,10 +75,10 @@ from typing import Any
 import attrs
 import trio
 
+from ..errors import ApplicationTaskError, StartupError
 from .config import ServerConfig
-from .errors import ApplicationTaskError, StartupError
-from .http1 import ExchangeApp
-from .server import (
+from .exchange import ExchangeApp
+from .serve import (
     STOP_SIGNALS,
     ListenError,
     announce,

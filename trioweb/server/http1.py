@@ -17,7 +17,7 @@ A connection is served on one of two paths, with the same behaviour:
   the bytes at once (the write timeout's cancel scope is entered only when a
   send must wait). While a handler runs nothing reads: pipelined bytes stay
   in the kernel (bounded backpressure). A client that leaves is seen by the
-  trio run's hang-up watcher (:mod:`trioweb._hangup`: one epoll set for all
+  trio run's hang-up watcher (:mod:`trioweb.server._hangup`: one epoll set for all
   connections, in one task), which fires the active exchange's disconnect
   signal. A connection that never has to wait lets the others run every
   :data:`FAIR_SHARE` receives and sends.
@@ -33,9 +33,9 @@ A connection is served on one of two paths, with the same behaviour:
   drains, and still watches for the peer hanging up through the kernel
   (Linux sockets). The **main task** does the rest.
 
-On both, the main task feeds the request parser (:mod:`trioweb.parsers`),
+On both, the main task feeds the request parser (:mod:`trioweb.server.parsers`),
 enforces the limits, runs the application for each request, one at a time
-and in order (pipelining), and writes the responses (:mod:`trioweb.writer`).
+and in order (pipelining), and writes the responses (:mod:`trioweb.server.writer`).
 The application runs in the connection's task, inside its nursery.
 
 Every wait has a deadline (contract 4): the idle wait between requests
@@ -49,18 +49,18 @@ from __future__ import annotations
 import logging
 import math
 import socket
-from typing import Protocol
 
 import trio
 
-from . import logs, writer
+from .. import logs
+from ..dates import http_date
+from ..errors import HTTPError, StreamClosedError
+from ..httputil import reason_phrase
+from . import writer
 from ._hangup import hangup_watcher, wait_for_hangup
 from .config import ServerConfig
-from .dates import http_date
-from .errors import HTTPError, StreamClosedError
-from .exchange import Exchange
+from .exchange import Exchange, ExchangeApp
 from .headrules import check_head
-from .httputil import reason_phrase
 from .parsers import (
     CLOSED,
     END,
@@ -128,17 +128,6 @@ _IDLE = "idle"  # waiting, with nothing received, for the next request
 _HEAD = "head"  # reading a request head
 _APP = "app"  # running the application (the timer is off)
 _DONE = "done"
-
-
-class ExchangeApp(Protocol):
-    """What the connection engine serves: anything with ``handle_exchange``.
-
-    ``handle_exchange`` is awaited once per request. It should send a
-    complete response through the exchange; if it returns without doing so
-    the engine answers 500 (nothing sent yet) or ends the response it began.
-    """
-
-    async def handle_exchange(self, exchange: Exchange) -> None: ...
 
 
 class HTTP1Connection:
@@ -415,7 +404,7 @@ class HTTP1Connection:
 
         Meanwhile the bytes the client sends stay in the kernel (bounded
         backpressure), and a FIN behind them cannot be read. It can still
-        be seen (:mod:`trioweb._hangup`): a client that pipelined past the
+        be seen (:mod:`trioweb.server._hangup`): a client that pipelined past the
         read-ahead limit and left is a disconnect like any other.
         """
         with trio.CancelScope() as self._space:

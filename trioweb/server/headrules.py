@@ -1,11 +1,11 @@
 """The rules every request head must pass, whichever parser read it. Pure.
 
-The parser backends (:mod:`trioweb.parsers`) check what their libraries
+The parser backends (:mod:`trioweb.server.parsers`) check what their libraries
 check -- syntax, framing, sizes -- and differ in what they let through. The
 rules of the request line are applied to the raw bytes by
-:class:`~trioweb.headmeter.HeadMeter`, before either library parses them; the
+:class:`~trioweb.server.headmeter.HeadMeter`, before either library parses them; the
 rules of the header fields here, by the connection engine, to the parsed
-:class:`~trioweb.parsers.RequestHead` of both. So both backends refuse the
+:class:`~trioweb.server.parsers.RequestHead` of both. So both backends refuse the
 same requests with the same status:
 
 ==============================================  ======  =================
@@ -69,7 +69,7 @@ class HeadRules:
 
 def check_head(head: RequestHead) -> HeadRules:
     """Check ``head`` against the rules in the module docs; raise
-    :exc:`~trioweb.parsers.ProtocolError` for a request to refuse.
+    :exc:`~trioweb.server.parsers.ProtocolError` for a request to refuse.
 
     A ``1.x`` version with ``x > 1`` is rewritten to ``1.1`` in ``head``.
     """

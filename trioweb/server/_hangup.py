@@ -2,7 +2,7 @@
 
 A connection learns of a close by reading: ``receive_some`` returns ``b""``
 once everything before the FIN has been read. But the engine does not
-always read: on the plain-TCP fast path (:mod:`trioweb.http1`) nothing
+always read: on the plain-TCP fast path (:mod:`trioweb.server.http1`) nothing
 reads while a handler runs, and on the Stream path the reader stops when its
 read-ahead buffer is full. Then the FIN waits behind unread bytes in the
 kernel, and reading on would mean buffering without bound.
@@ -90,7 +90,7 @@ async def wait_for_hangup(stream: trio.abc.Stream) -> None:
 
 # -- the server-wide watcher -------------------------------------------------------
 #
-# The plain-socket connection (trioweb.http1) has one task, and it does not
+# The plain-socket connection (trioweb.server.http1) has one task, and it does not
 # read while the application runs: pipelined bytes stay in the kernel. So
 # something else must notice a client that leaves mid-request. One epoll set
 # for every such connection of the trio run does it, in one system task:

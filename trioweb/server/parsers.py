@@ -1,12 +1,12 @@
 """Request parsers: bytes in, request events out. Sans-I/O, no trio.
 
-The connection engine (:mod:`trioweb.http1`) reads requests through this
+The connection engine (:mod:`trioweb.server.http1`) reads requests through this
 small interface, so the parsing library is a choice the engine does not
-depend on. The events and errors are in :mod:`trioweb.events` (re-exported
+depend on. The events and errors are in :mod:`trioweb.server.events` (re-exported
 here). Every backend is fronted by the same checks, so they refuse alike:
-:class:`~trioweb.headmeter.HeadMeter` on the raw head, and
-:mod:`trioweb.chunked` for chunked bodies; the engine then applies
-:mod:`trioweb.headrules` to the parsed head.
+:class:`~trioweb.server.headmeter.HeadMeter` on the raw head, and
+:mod:`trioweb.server.chunked` for chunked bodies; the engine then applies
+:mod:`trioweb.server.headrules` to the parsed head.
 
 A parser reads one request at a time: after :data:`END` it returns
 :data:`PAUSED` until the engine, done with the response, calls
@@ -61,11 +61,11 @@ class H11Parser:
     """The default parser: h11's request reader.
 
     h11 is a full connection state machine, responses included. trioweb
-    writes responses itself (:mod:`trioweb.writer`), so it uses a fresh
+    writes responses itself (:mod:`trioweb.server.writer`), so it uses a fresh
     ``h11.Connection`` per request, only ever reading from it: that costs
     less than a third of driving h11's response side for every request, and
     keeps the read side exactly h11's -- except for chunked bodies, which
-    :class:`~trioweb.chunked.ChunkedReader` decodes (h11 accepts chunk lines
+    :class:`~trioweb.server.chunked.ChunkedReader` decodes (h11 accepts chunk lines
     RFC 9112 does not), and duplicate ``Content-Length`` fields, which h11
     merges when they agree and trioweb refuses, as llhttp does.
     """
@@ -276,7 +276,7 @@ class HttptoolsParser:
     is fed one head at a time, whole: the :class:`HeadMeter` finds (and
     checks) each head in the raw bytes before llhttp sees it. A body framed
     by Content-Length is fed exactly; a chunked body is decoded by
-    :class:`~trioweb.chunked.ChunkedReader`, never by llhttp, so the engine
+    :class:`~trioweb.server.chunked.ChunkedReader`, never by llhttp, so the engine
     always knows where the next request starts.
     """
 

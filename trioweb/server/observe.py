@@ -18,7 +18,7 @@ tools show next to the network timings. It is opt-in because it tells
 every client how long the server worked, which is a timing side channel on
 a public server.
 
-Pure functions, no trio: the engine (:mod:`trioweb.http1`) calls them.
+Pure functions, no trio: the engine (:mod:`trioweb.server.http1`) calls them.
 """
 
 from __future__ import annotations

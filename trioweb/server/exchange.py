@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import trio
 
@@ -23,12 +23,9 @@ from ..errors import HTTPInputError, StreamClosedError
 from ..httputil import reason_phrase
 from . import observe, writer
 from .config import ServerConfig
-from .events import ProtocolError, RequestHead
+from .events import Event, ProtocolError, RequestHead
 
-if TYPE_CHECKING:
-    from .http1 import HTTP1Connection
-
-__all__ = ["Exchange", "ExchangeApp"]
+__all__ = ["Connection", "Exchange", "ExchangeApp"]
 
 error_log = logging.getLogger("trioweb.error")
 
@@ -48,6 +45,53 @@ class ExchangeApp(Protocol):
     """
 
     async def handle_exchange(self, exchange: Exchange) -> None: ...
+
+
+class Connection(Protocol):
+    """What an exchange needs of the connection that made it: the I/O.
+
+    :class:`~trioweb.server.http1.HTTP1Connection` is the one there is;
+    naming the interface here keeps this module from importing the engine
+    that imports it.
+    """
+
+    config: ServerConfig
+    client: tuple[str, int] | None
+    server: tuple[str, int] | None
+    scheme: str
+    stream: trio.abc.Stream
+    #: The response being written must be the last on this connection.
+    must_close: bool
+    #: The peer sent EOF (or reset the connection).
+    peer_closed: bool
+
+    @property
+    def broken(self) -> bool:
+        """A send failed or was cut short: nothing more can be sent."""
+
+    @property
+    def sending(self) -> bool:
+        """Whether a send is in progress."""
+
+    def limit_body(self, limit: int) -> None:
+        """Refuse a chunked body that grows past ``limit`` bytes."""
+
+    async def next_event(self) -> Event:
+        """The next request event (a body piece, END), waiting for bytes."""
+
+    async def send_bytes(
+        self, data: bytes | tuple[bytes, ...], exchange: Exchange | None
+    ) -> None:
+        """Send ``data`` under the write timeout; StreamClosedError if not."""
+
+    def abort_writes(self) -> None:
+        """Give up on the response: the framing on the wire is lost."""
+
+    async def stop_reading(self) -> bytes:
+        """Stop reading for good (an upgrade); the bytes read, not parsed."""
+
+    def unread_body_forces_close(self, exchange: Exchange) -> bool:
+        """Whether answering with the body unread must end the connection."""
 
 
 def body_wait_deadline(
@@ -180,7 +224,7 @@ class Exchange:
 
     def __init__(
         self,
-        conn: HTTP1Connection,
+        conn: Connection,
         head: RequestHead,
         *,
         content_length: int | None,
@@ -353,7 +397,7 @@ class Exchange:
                     length,
                     self.max_body_size,
                 )
-            conn.parser.limit_body(self.max_body_size)
+            conn.limit_body(self.max_body_size)
             if self.expects_continue and not self.head_sent:
                 self.expects_continue = False
                 await conn.send_bytes(_CONTINUE, self)
@@ -511,7 +555,7 @@ class Exchange:
             raise RuntimeError("send_response() must be called first")
         if self._head_only:
             await trio.lowlevel.checkpoint()
-            if self.disconnected or self._conn._broken:
+            if self.disconnected or self._conn.broken:
                 # A handler that runs to completion (cancel_on_disconnect =
                 # False) learns here that its client is gone, as on GET;
                 # otherwise a streaming loop would hold the connection, its
@@ -520,7 +564,7 @@ class Exchange:
             return
         if self.finished or self._ending:
             raise RuntimeError("the response is already complete")
-        if self.disconnected or self._conn._broken:
+        if self.disconnected or self._conn.broken:
             # (Broken: a send of this response was cancelled or failed, so
             # its framing is lost; it cannot be completed, not even empty.)
             raise StreamClosedError()
@@ -572,7 +616,7 @@ class Exchange:
         complete.
         """
         if not self.finished:
-            self._conn._abort_writes(None)
+            self._conn.abort_writes()
 
     async def upgrade(
         self, headers: list[tuple[bytes, bytes]]

@@ -496,6 +496,20 @@ class HTTP1Connection:
                 self._sending = False
 
     @property
+    def broken(self) -> bool:
+        """A send failed or was cut short: nothing more can be sent."""
+        return self._broken
+
+    def limit_body(self, limit: int) -> None:
+        """Refuse a chunked body that grows past ``limit`` bytes."""
+        self.parser.limit_body(limit)
+
+    def abort_writes(self) -> None:
+        """Give up on the response being sent: its framing on the wire is
+        lost, so the connection ends after it (the access log says 444)."""
+        self._abort_writes(None)
+
+    @property
     def sending(self) -> bool:
         """Whether a send is in progress (another task's, or this one's)."""
         return self._sending

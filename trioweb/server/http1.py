@@ -211,10 +211,11 @@ class HTTP1Connection:
         # FIN (the reader will read them, and the EOF, in time).
         self._hung_up = False
         self._active: Exchange | None = None
-        # One long-lived cancel scope times the waits between requests: its
-        # deadline moves (keep-alive idle, then the header timeout) instead
-        # of a new scope per wait, and is infinite while the app runs.
-        self._timer = trio.CancelScope()
+        # One long-lived cancel scope times the waits between requests, its
+        # deadline moving (keep-alive idle, then the header timeout) instead
+        # of a new scope per wait, infinite while the app runs: the
+        # nursery's own scope (see run()).
+        self._timer: trio.CancelScope | None = None
         self._phase = _DONE
         self._requests = 0
         # The Stream path's reader task, once started.
@@ -233,7 +234,7 @@ class HTTP1Connection:
         if self._active is not None:
             self._active.keep_alive = False
             self._active._begin_shutdown()
-        if self._phase is _IDLE:
+        if self._phase is _IDLE and self._timer is not None:
             self._timer.cancel()
 
     @property
@@ -249,11 +250,21 @@ class HTTP1Connection:
 
     async def run(self) -> None:
         """Serve the connection; return when it is over (see the class doc)."""
+        rejection: _Rejected | None = None
+        ended = False
         try:
             async with trio.open_nursery() as nursery:
+                # The nursery's scope is the connection's timer too: one
+                # scope, whose deadline moves (the header timeout from the
+                # accept -- a client that connects and says nothing is held no
+                # longer than one that says something slowly --, the idle
+                # wait, none while the app runs) and which shutdown cancels.
+                timer = self._timer = nursery.cancel_scope
+                timer.deadline = trio.current_time() + self.config.header_timeout
                 if self._sock is not None and self._watch():
                     try:
-                        await self._serve()
+                        rejection = await self._request_loop()
+                        ended = True
                     finally:
                         self._unwatch()
                 else:
@@ -261,9 +272,23 @@ class HTTP1Connection:
                     self._reading = _Reading()
                     nursery.start_soon(self._reader, self._reading)
                     try:
-                        await self._serve()
+                        rejection = await self._request_loop()
+                        ended = True
                     finally:
-                        nursery.cancel_scope.cancel()
+                        timer.cancel()  # the reader
+            phase, self._phase = self._phase, _DONE
+            if (
+                not ended
+                and timer.cancelled_caught
+                and phase is _HEAD
+                and self._received_partial_request()
+            ):
+                rejection = _Rejected(408, "request head timed out")
+            # Sent outside the timer's scope, which may be cancelled by now.
+            if rejection is not None:
+                await self._reject(
+                    rejection.status, rejection.detail, head=rejection.head
+                )
         except Exception:
             # Bugs in the engine itself: never let them reach the listener.
             error_log.exception("internal error serving %s", self._peer_name())
@@ -647,26 +672,6 @@ class HTTP1Connection:
 
     # -- the request loop -----------------------------------------------------
 
-    async def _serve(self) -> None:
-        timer = self._timer
-        # For the first request the header timeout runs from the accept: a
-        # client that connects and says nothing is held no longer than one
-        # that says something slowly.
-        timer.deadline = trio.current_time() + self.config.header_timeout
-        rejection: _Rejected | None = None
-        with timer:
-            rejection = await self._request_loop()
-        phase, self._phase = self._phase, _DONE
-        if (
-            timer.cancelled_caught
-            and phase is _HEAD
-            and self._received_partial_request()
-        ):
-            rejection = _Rejected(408, "request head timed out")
-        # Sent outside the timer scope, which may be cancelled by now.
-        if rejection is not None:
-            await self._reject(rejection.status, rejection.detail, head=rejection.head)
-
     async def _request_loop(self) -> _Rejected | None:
         """Serve requests until the connection should end.
 
@@ -677,6 +682,7 @@ class HTTP1Connection:
         config = self.config
         parser = self.parser
         timer = self._timer
+        assert timer is not None
         first = True
         while True:
             try:
@@ -761,6 +767,9 @@ class HTTP1Connection:
                 return None
             if self._closing:
                 return None
+            # Done with this request: an idle connection must not keep it
+            # (its head, its handler) alive until the next one comes.
+            del exchange, event
 
     def _new_exchange(self, head: RequestHead) -> Exchange:
         """Apply the rules the parser leaves to us; make the request's exchange.

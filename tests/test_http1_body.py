@@ -7,8 +7,8 @@ import trio
 import trio.testing
 from helpers import content_length
 
-from trioweb.server.config import ServerConfig
 from trioweb.errors import HTTPInputError
+from trioweb.server.config import ServerConfig
 from trioweb.server.http1 import Exchange
 from trioweb.testing import RawConnection, TestClient
 

@@ -11,9 +11,14 @@ import trio
 import trio.testing
 from helpers import content_length
 
-from trioweb.server.config import ServerConfig
 from trioweb.errors import StreamClosedError
-from trioweb.server.http1 import READ_AHEAD_LIMIT, Exchange, ExchangeApp, HTTP1Connection
+from trioweb.server.config import ServerConfig
+from trioweb.server.http1 import (
+    READ_AHEAD_LIMIT,
+    Exchange,
+    ExchangeApp,
+    HTTP1Connection,
+)
 from trioweb.testing import RawConnection, TestClient
 
 REQUEST = b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"

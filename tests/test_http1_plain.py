@@ -12,6 +12,7 @@ others run).
 
 from __future__ import annotations
 
+import gc
 import select
 import socket
 import struct
@@ -23,8 +24,8 @@ import trio
 import trio.testing
 from helpers import content_length
 
-from trioweb.server.config import ServerConfig
 from trioweb.errors import StreamClosedError
+from trioweb.server.config import ServerConfig
 from trioweb.server.http1 import Exchange, ExchangeApp, HTTP1Connection
 from trioweb.testing import RawConnection
 
@@ -244,4 +245,22 @@ async def test_a_handler_streaming_to_a_fast_reader_lets_others_run() -> None:
         # The counter ran at least once per fair share of the handler.
         # At least about once per fair share of the handler.
         assert progress >= 10
+        await client.aclose()
+
+
+async def test_an_idle_connection_keeps_nothing_of_its_last_request() -> None:
+    def exchanges() -> int:
+        gc.collect()
+        return sum(type(o) is Exchange for o in gc.get_objects())
+
+    before = exchanges()
+    async with _serving(Hello()) as server:
+        client, _ = await server.connect()
+        raw = RawConnection(client, trio.Event())
+        await raw.send(_get("/"))
+        assert (await raw.read_response()).status == 200
+        await trio.testing.wait_all_tasks_blocked()
+        [conn] = server.connections
+        assert conn.idle
+        assert exchanges() == before, "the idle connection holds its last exchange"
         await client.aclose()

@@ -46,7 +46,7 @@ class SpawnSteps(trio.abc.Instrument):
         self.step += 1
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        if task.name.endswith("_serve_connection"):
+        if task.name.endswith("HTTP1Connection.run"):
             self.spawned_in.append(self.step)
 
 

@@ -176,3 +176,15 @@ def test_the_known_lines_are_bounded() -> None:
     for n in range(3 * writer._VALID_LINES_SIZE):
         _head(headers=[(b"ETag", b'"%d"' % n)])
     assert len(writer._valid_lines) <= writer._VALID_LINES_SIZE
+
+
+def test_request_ids_are_not_kept_as_known_lines() -> None:
+    # Each is unique to its request: keeping them would only push out the
+    # lines that repeat (and hold memory for nothing).
+    repeated = (b"X-Thing", b"same")
+    _head(headers=[repeated])
+    for n in range(2 * writer._VALID_LINES_SIZE):
+        head, _, _, _ = _head(headers=[(b"X-Request-Id", b"%032x" % n), repeated])
+        assert b"X-Request-Id: %032x\r\n" % n in head
+    assert all(name.lower() != b"x-request-id" for name, _ in writer._valid_lines)
+    assert repeated in writer._valid_lines

@@ -49,6 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+from collections.abc import Callable
 
 import trio
 
@@ -164,6 +165,7 @@ class HTTP1Connection:
         "client",
         "config",
         "must_close",
+        "on_close",
         "parser",
         "peer_closed",
         "scheme",
@@ -195,6 +197,9 @@ class HTTP1Connection:
         self._spins = 0
         #: The response being written must be the last on this connection.
         self.must_close = False
+        #: Called with this connection once :meth:`run` is over and the
+        #: stream closed (the server's bookkeeping).
+        self.on_close: Callable[[HTTP1Connection], object] | None = None
         #: The peer sent EOF (or reset the connection).
         self.peer_closed = False
         self._closing = False
@@ -293,7 +298,11 @@ class HTTP1Connection:
             # Bugs in the engine itself: never let them reach the listener.
             error_log.exception("internal error serving %s", self._peer_name())
         finally:
-            await trio.aclose_forcefully(self.stream)
+            try:
+                await trio.aclose_forcefully(self.stream)
+            finally:
+                if self.on_close is not None:
+                    self.on_close(self)
 
     # -- the plain-TCP fast path ------------------------------------------------
 
@@ -705,7 +714,18 @@ class HTTP1Connection:
                             timer.deadline = (
                                 trio.current_time() + config.keep_alive_timeout
                             )
-                        await self._receive_wait()
+                        sock = self._sock
+                        if sock is None:
+                            await self._receive_wait()
+                        else:
+                            # Waited for here, not in _receive_wait: one
+                            # coroutine frame less held by every idle
+                            # connection.
+                            self._spins = 0
+                            while True:
+                                await trio.lowlevel.wait_readable(sock)
+                                if self._receive_now():
+                                    break
                     self._phase = _HEAD
                     # Most requests arrive whole: parse before arming the
                     # header timer, which then costs nothing.

@@ -326,14 +326,18 @@ class Server:
                 raise
             taken += 1
             try:
-                stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+                conn = self._connection(sock)
             except BaseException:
                 sock.close()
                 self._limiter.release()
                 raise
-            connections.start_soon(self._serve_connection, stream)
+            # The connection's own run() is its task: no wrapper coroutine
+            # held by every idle connection. Its end calls _closed().
+            connections.start_soon(conn.run)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    def _connection(self, raw: socket.socket) -> HTTP1Connection:
+        """The engine's connection for an accepted socket, registered."""
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
         sock = stream.socket
         try:
             local = sock.getsockname()
@@ -352,20 +356,21 @@ class Server:
             server=server,
             scheme="http" if self.ssl_context is None else "https",
         )
+        # HTTP1Connection.run() logs its own faults and never raises
+        # anything but Cancelled (contract 5); it calls this when over.
+        conn.on_close = self._closed
         if not self.connections:
             self._no_connections = trio.Event()
         self.connections.add(conn)
         if self._shutdown_requested.is_set():
             conn.shutdown()
-        try:
-            # HTTP1Connection.run() logs its own faults and never raises
-            # anything but Cancelled (contract 5).
-            await conn.run()
-        finally:
-            self.connections.discard(conn)
-            if not self.connections:
-                self._no_connections.set()
-            self._limiter.release()
+        return conn
+
+    def _closed(self, conn: HTTP1Connection) -> None:
+        self.connections.discard(conn)
+        if not self.connections:
+            self._no_connections.set()
+        self._limiter.release()
 
 
 @contextlib.asynccontextmanager

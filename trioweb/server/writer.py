@@ -158,7 +158,14 @@ def encode_head(
                 raise ValueError(f"invalid response header {name!r}: {value!r}")
             if lower == b"date":
                 date = None
-            elif type(pair) is tuple and type(name) is bytes and type(value) is bytes:
+            elif (
+                type(pair) is tuple
+                and type(name) is bytes
+                and type(value) is bytes
+                # Unique to each request by design: it would only evict
+                # the lines that do repeat.
+                and lower != b"x-request-id"
+            ):
                 if len(lines) >= _VALID_LINES_SIZE:
                     lines.clear()
                 lines[pair] = line

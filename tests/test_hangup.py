@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import select
+import socket
 
 import pytest
 import trio
@@ -49,3 +50,55 @@ async def test_streams_that_are_not_sockets_are_not_watched(
     with trio.move_on_after(3600) as scope:
         await wait_for_hangup(ours)
     assert scope.cancelled_caught
+
+
+# -- the run-wide watcher ----------------------------------------------------------
+
+
+@needs_epoll
+async def test_the_watcher_reports_each_hang_up_once() -> None:
+    from trioweb.server._hangup import hangup_watcher
+
+    watcher = hangup_watcher()
+    assert watcher is not None
+    assert hangup_watcher() is watcher, "one watcher per trio run"
+    a, theirs_a = socket.socketpair()
+    b, theirs_b = socket.socketpair()
+    seen: list[str] = []
+    hung_up = trio.Event()
+
+    def on(name: str) -> None:
+        seen.append(name)
+        hung_up.set()
+
+    assert watcher.watch(a.fileno(), lambda: on("a"))
+    assert watcher.watch(b.fileno(), lambda: on("b"))
+    with a, b:
+        # Unread bytes are not a hang-up.
+        theirs_a.send(b"x" * 1000)
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == []
+        theirs_a.close()
+        with trio.fail_after(5):
+            await hung_up.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == ["a"]
+        # Forgotten: b's peer leaving is nobody's business any more.
+        watcher.forget(b.fileno())
+        theirs_b.close()
+        await trio.sleep(0.05)
+        assert seen == ["a"]
+        watcher.forget(a.fileno())
+
+
+@needs_epoll
+async def test_a_socket_that_cannot_be_watched_says_so() -> None:
+    from trioweb.server._hangup import hangup_watcher
+
+    watcher = hangup_watcher()
+    assert watcher is not None
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    a.close()
+    b.close()
+    assert not watcher.watch(fd, lambda: None)

@@ -3,8 +3,8 @@ client forge what the application trusts. Each case runs on both parser
 backends (tests/conftest.py), which must give the same answer.
 
 The table of refusals is in docs/server.md; the rules themselves live in
-trioweb/headrules.py (the parsed head), trioweb/parsers.py (HeadMeter: the
-raw head) and trioweb/chunked.py (chunked bodies).
+trioweb/server/headrules.py (the parsed head), trioweb/server/parsers.py (HeadMeter: the
+raw head) and trioweb/server/chunked.py (chunked bodies).
 """
 
 from __future__ import annotations

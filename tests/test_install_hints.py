@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # An install command that asks PyPI for trioweb with an extra.
 _FROM_PYPI = re.compile(r"pip install\s+['\"]?trioweb\[")
-# trioweb/config.py's http validator still says it; it is left to the lead,
+# trioweb/server/config.py's http validator still says it; it is left to the lead,
 # who is changing that module's validators.
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import h11
 import httpx
@@ -28,9 +28,15 @@ __all__ = [
     "Response",
     "ServerDisconnected",
     "StreamPair",
+    "Via",
 ]
 
 StreamPair = Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]]
+
+#: How the test client's connections are made: ``"memory"`` (trio memory
+#: streams: the engine's Stream path) or ``"tcp"`` (real sockets on
+#: 127.0.0.1: the path a served app takes for a plain TCP client).
+Via = Literal["memory", "tcp"]
 
 # httpx adds these to every request; the test client leaves them out, so the
 # application sees only what a test sends (and an ``Accept-Encoding`` a test
@@ -260,11 +266,13 @@ class _ResponseBody(httpx.AsyncByteStream):
 
 
 class MemoryTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that serves requests with an app, in memory.
+    """An httpx transport that serves requests with an app, in process.
 
     Each connection is a :func:`trio.testing.memory_stream_pair` whose server
-    end runs the app's real :class:`~trioweb.http1.HTTP1Connection`. Build
-    your own client on it::
+    end runs the app's real :class:`~trioweb.http1.HTTP1Connection` -- or,
+    with ``via="tcp"``, a real TCP connection over 127.0.0.1 whose
+    accepted end (a :class:`trio.SocketStream`, as the server's accept loop
+    makes) runs it. Build your own client on it::
 
         transport = MemoryTransport(app)
         async with httpx.AsyncClient(
@@ -281,10 +289,27 @@ class MemoryTransport(httpx.AsyncBaseTransport):
       config: The server limits to apply; defaults to :class:`ServerConfig`'s.
       client_address: The address the app sees as the client's; None for
         none, as for a client on a Unix socket.
+      via: ``"memory"`` (the default) or ``"tcp"``. Memory streams
+        need no sockets and hold no kernel buffers; ``"tcp"`` opens one
+        listening socket on 127.0.0.1 (an ephemeral port) when the
+        transport is entered, and each connection is a real TCP connection
+        to it, so the engine serves it as it serves a plain-TCP client of
+        :func:`trioweb.serve` (with kernel buffers, FIN and RST). Both work
+        under ``autojump_clock``: data sent over loopback is readable at
+        once, so the clock never jumps past it.
       stream_pair: Makes ``(client_stream, server_stream)`` for each
-        connection; :func:`trio.testing.memory_stream_pair` by default. Use
+        connection, for a memory transport of your own;
+        :func:`trio.testing.memory_stream_pair` by default. Use
         :func:`trio.testing.lockstep_stream_pair` to test a client that does
-        not read (a send then waits for the client to receive).
+        not read (a send then waits for the client to receive). Not with
+        ``via="tcp"``.
+      socket_buffer: With ``via="tcp"``, the size asked of the kernel for
+        the send and receive buffers of both ends (``SO_SNDBUF``,
+        ``SO_RCVBUF``; Linux doubles it and has a floor). Small buffers
+        make a client that does not read stall the server's sends after a
+        few KiB, as :func:`trio.testing.lockstep_stream_pair` does at once
+        in memory; by default the kernel's own sizes, which can hold
+        megabytes on loopback.
       lifespan: Whether to run the app's lifespan (``app.running()``).
 
     Keep-alive connections are reused across requests while the server
@@ -293,6 +318,9 @@ class MemoryTransport(httpx.AsyncBaseTransport):
     the server's own deadlines (``config``) bound every wait, and tests run
     under ``autojump_clock`` would otherwise time out in virtual time.
     A request's ``target`` extension, if set, is sent as the request target.
+    On either transport the app sees ``client_address`` as the client's
+    address and ``127.0.0.1:80`` as its own, so a test's expectations do
+    not depend on the transport.
     """
 
     def __init__(
@@ -301,16 +329,31 @@ class MemoryTransport(httpx.AsyncBaseTransport):
         *,
         config: ServerConfig | None = None,
         client_address: tuple[str, int] | None = ("127.0.0.1", 50000),
-        stream_pair: StreamPair = trio.testing.memory_stream_pair,
+        via: Via = "memory",
+        stream_pair: StreamPair | None = None,
+        socket_buffer: int | None = None,
         lifespan: bool = True,
     ) -> None:
+        if via not in ("memory", "tcp"):
+            raise ValueError(f"via must be 'memory' or 'tcp', not {via!r}")
+        if via == "tcp" and stream_pair is not None:
+            raise ValueError("stream_pair= makes memory connections: not via 'tcp'")
+        if via == "memory" and socket_buffer is not None:
+            raise ValueError("socket_buffer= sizes socket buffers: only via 'tcp'")
+        self._socket_buffer = socket_buffer
         self.app = app
+        #: ``"memory"`` or ``"tcp"``: how each connection is made.
+        self.via = via
         self.config = config or ServerConfig()
         # As the server does: the app behind config.limit_concurrency.
         self._served = limit_concurrency(app, self.config)
         self.client_address = client_address
-        self._stream_pair = stream_pair
+        self._stream_pair = stream_pair or trio.testing.memory_stream_pair
         self._lifespan = lifespan
+        # via="tcp": the listening socket every connection goes
+        # through, and a lock that keeps connect() and accept() paired.
+        self._listener: trio.SocketListener | None = None
+        self._connecting = trio.Lock()
         self._nursery: trio.Nursery | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         # Keep-alive connections waiting for a request, most recent last; a
@@ -327,6 +370,13 @@ class MemoryTransport(httpx.AsyncBaseTransport):
             running = getattr(self.app, "running", None)
             if self._lifespan and running is not None:
                 await stack.enter_async_context(running())
+            if self.via == "tcp":
+                # Closed after the connections (the exit stack runs last in,
+                # first out), as a server closes its listener.
+                [self._listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+                stack.push_async_callback(self._listener.aclose)
+                # An accepted socket inherits the listener's buffer sizes.
+                self._size_buffers(self._listener.socket)
             # A side nursery: an exception from the test's own code comes out
             # as itself, not wrapped in an exception group.
             self._nursery = await stack.enter_async_context(open_side_nursery())
@@ -372,7 +422,7 @@ class MemoryTransport(httpx.AsyncBaseTransport):
                 "use the client inside 'async with TestClient(app)' (or enter "
                 "the httpx.AsyncClient that has this transport)"
             )
-        client_stream, server_stream = self._stream_pair()
+        client_stream, server_stream = await self._open_pair()
         conn = HTTP1Connection(
             server_stream,
             self._served,
@@ -391,6 +441,33 @@ class MemoryTransport(httpx.AsyncBaseTransport):
 
         self._nursery.start_soon(serve)
         return client_stream, done
+
+    async def _open_pair(self) -> tuple[trio.abc.Stream, trio.abc.Stream]:
+        """A new connection's two ends: ``(client_stream, server_stream)``."""
+        if self._listener is None:
+            return self._stream_pair()
+        # One connection at a time from connect() to accept(): with two in
+        # the backlog, a task could accept the other task's connection.
+        async with self._connecting:
+            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+            try:
+                # Before connect(): the TCP window scale is agreed on then.
+                self._size_buffers(sock)
+                await sock.connect(self._listener.socket.getsockname())
+            except BaseException:
+                sock.close()
+                raise
+            client_stream = trio.SocketStream(sock)
+            server_stream = await self._listener.accept()
+        # The accepted end is what the server's accept loop hands the
+        # engine: a trio.SocketStream over a plain TCP socket.
+        assert isinstance(server_stream, trio.SocketStream)
+        return client_stream, server_stream
+
+    def _size_buffers(self, sock: trio.socket.SocketType) -> None:
+        if self._socket_buffer is not None:
+            for option in (trio.socket.SO_SNDBUF, trio.socket.SO_RCVBUF):
+                sock.setsockopt(trio.socket.SOL_SOCKET, option, self._socket_buffer)
 
     def _release(self, conn: _ClientConnection) -> None:
         if conn.usable and not conn.server_done.is_set():

@@ -48,8 +48,13 @@ TRANSPORTS = ("memory", "tcp")
 # disconnects, through the TestClient.
 BOTH_TRANSPORTS = frozenset(
     {
-        "test_hangup",
-        "test_slow_attacks",
+        "test_asgi_handler",
+        "test_compressed_body",
+        "test_handler_lifecycle",
+        "test_overload",
+        "test_sse",
+        "test_streaming",
+        "test_websocket_limits",
     }
 )
 

@@ -52,3 +52,18 @@ def not_reading(transport: str | None) -> dict[str, Any]:
 #: transport (see :func:`not_reading`): far more than 4 KiB socket buffers
 #: (Linux doubles them) hold, and than the engine itself takes at once.
 STALL_SIZE = 256 * 1024
+
+
+def kernel_buffers(client: trio.abc.Stream, server: trio.abc.Stream) -> int:
+    """How many bytes the kernel may hold between a client that sends and a
+    server that does not read: the client's send buffer and the server's
+    receive buffer (0 for memory streams, which hold nothing)."""
+    if not isinstance(client, trio.SocketStream):
+        return 0
+    assert isinstance(server, trio.SocketStream)
+    sol, sndbuf, rcvbuf = (
+        trio.socket.SOL_SOCKET,
+        trio.socket.SO_SNDBUF,
+        trio.socket.SO_RCVBUF,
+    )
+    return client.socket.getsockopt(sol, sndbuf) + server.socket.getsockopt(sol, rcvbuf)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import not_reading
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -291,7 +292,7 @@ async def test_pings_can_be_turned_off(autojump_clock: trio.testing.MockClock) -
 
 
 async def test_a_client_that_does_not_read_blocks_write_message_then_is_aborted(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, transport: str | None
 ) -> None:
     sent: list[int] = []
     outcome: list[Any] = []
@@ -313,9 +314,7 @@ async def test_a_client_that_does_not_read_blocks_write_message_then_is_aborted(
     app = trioweb.Application([("/", Firehose)])
     config = trioweb.ServerConfig(write_timeout=7)
     async with (
-        TestClient(
-            app, config=config, stream_pair=trio.testing.lockstep_stream_pair
-        ) as client,
+        TestClient(app, config=config, **not_reading(transport)) as client,
         client.websocket_connect("/") as ws,
     ):
         await ws.receive_bytes()

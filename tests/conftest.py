@@ -54,6 +54,7 @@ BOTH_TRANSPORTS = frozenset(
         "test_overload",
         "test_sse",
         "test_streaming",
+        "test_testclient",
         "test_websocket_limits",
     }
 )

@@ -97,3 +97,19 @@ def test_memory_only_options_are_refused_over_tcp() -> None:
         TestClient(peer_app(), socket_buffer=4096)
     with pytest.raises(ValueError, match="via must be"):
         TestClient(peer_app(), via="udp")  # type: ignore[arg-type]
+
+
+async def test_a_stray_connection_in_the_backlog_is_not_taken_for_ours() -> None:
+    # As a connect() cancelled before its accept() would leave one.
+    async with TestClient(peer_app(), via="tcp") as client:
+        first = await client.raw()
+        port = first.stream.socket.getpeername()[1]  # type: ignore[attr-defined]
+        stray = await trio.open_tcp_stream("127.0.0.1", port)
+        raw = await client.raw()
+        [_, conn] = client.server_connections
+        ours = raw.stream.socket.getsockname()  # type: ignore[attr-defined]
+        assert conn.stream.socket.getpeername() == ours  # type: ignore[attr-defined]
+        await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await raw.read_response()).status == 200
+        # The stray was closed, not served.
+        assert await stray.receive_some(1) == b""

@@ -1,5 +1,6 @@
 """The transport under :class:`trioweb.testing.TestClient`: httpx requests
-served by an application's real connection code over trio memory streams.
+served by an application's real connection code over trio memory streams,
+or over real TCP connections on 127.0.0.1 (``via="tcp"``).
 
 Public names are re-exported by :mod:`trioweb.testing`; see there.
 """
@@ -454,15 +455,20 @@ class MemoryTransport(httpx.AsyncBaseTransport):
                 # Before connect(): the TCP window scale is agreed on then.
                 self._size_buffers(sock)
                 await sock.connect(self._listener.socket.getsockname())
+                ours = sock.getsockname()
+                while True:
+                    # The accepted end is what the server's accept loop
+                    # hands the engine: a trio.SocketStream.
+                    server_stream = await self._listener.accept()
+                    if server_stream.socket.getpeername() == ours:
+                        break
+                    # Left in the backlog by a connect() cancelled before
+                    # its accept(): nobody's.
+                    await trio.aclose_forcefully(server_stream)
             except BaseException:
                 sock.close()
                 raise
-            client_stream = trio.SocketStream(sock)
-            server_stream = await self._listener.accept()
-        # The accepted end is what the server's accept loop hands the
-        # engine: a trio.SocketStream over a plain TCP socket.
-        assert isinstance(server_stream, trio.SocketStream)
-        return client_stream, server_stream
+        return trio.SocketStream(sock), server_stream
 
     def _size_buffers(self, sock: trio.socket.SocketType) -> None:
         if self._socket_buffer is not None:

@@ -135,7 +135,9 @@ class RawConnection:
         with what it was sent -- then returns the bytes that arrived (``b""``
         if none did, or at EOF). Costs no clock time, so it is the way to
         check that something was *not* sent, with or without
-        ``autojump_clock``.
+        ``autojump_clock``. Over ``via="tcp"`` too: what a server sends on
+        loopback is readable when its send returns, and trio looks for
+        readable sockets before it calls every task blocked.
         """
         received = b""
 

@@ -7,6 +7,9 @@ tests/test_testclient.py; these tests choose the transport themselves.)
 
 from __future__ import annotations
 
+import socket
+import sys
+
 import pytest
 import trio
 import trio.testing
@@ -113,3 +116,21 @@ async def test_a_stray_connection_in_the_backlog_is_not_taken_for_ours() -> None
         assert (await raw.read_response()).status == 200
         # The stray was closed, not served.
         assert await stray.receive_some(1) == b""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="TCP_CORK and the guard: Linux")
+async def test_the_clock_does_not_jump_past_bytes_the_kernel_still_holds(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Bytes that take real time to cross loopback (a delayed ACK, a busy
+    # machine): here a corked socket, which holds a short send ~200 ms.
+    # Every task is blocked meanwhile; the clock must not jump to the
+    # server's idle timeout, which would close the connection.
+    async with TestClient(peer_app(), via="tcp") as client:
+        raw = await client.raw()
+        stream = raw.stream
+        assert isinstance(stream, trio.SocketStream)
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await raw.read_response()).status == 200
+        assert trio.current_time() == 0

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
@@ -263,6 +266,88 @@ class _ResponseBody(httpx.AsyncByteStream):
             await self.conn.server_done.wait()
 
 
+# -- bytes in flight on loopback, and trio's autojump clock --------------------------
+
+# Linux: ioctl()s that say how many bytes a socket has received and not yet
+# read, and queued to send and not yet sent (SIOCINQ, SIOCOUTQNSD).
+_SIOCINQ = 0x541B
+_SIOCOUTQNSD = 0x894B
+# The longest real time the guard lets the kernel take (its delayed ACK is
+# at most 200 ms); past it, the clock may jump.
+_KERNEL_GRACE = 1.0
+
+
+def _queued(fd: int, request: int) -> int:
+    # Imported here: the guard runs on Linux only, and fcntl is Unix's.
+    import fcntl
+    import struct
+
+    try:
+        answer = fcntl.ioctl(fd, request, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", answer)[0])
+
+
+class _InFlightGuard(trio.abc.Instrument):
+    """Keeps trio's autojump clock from jumping while loopback bytes are
+    still on their way between the two ends of a test connection.
+
+    Over loopback, what one end sends is usually readable at the other
+    before the send returns, but not always: a sender that filled its
+    buffer waits for the receiver's ACK, which the kernel may delay (its
+    delayed-ACK timer) or leave to a kernel thread under load. For that
+    moment every task is blocked, and ``autojump_clock`` would jump the
+    virtual clock past a timeout, as if the client had stalled. Just before
+    trio polls for I/O with no wait (which it does before calling every
+    task blocked), this instrument waits in real time, a few milliseconds,
+    until no connection has bytes in flight: a receiver with nothing to
+    read while its peer has bytes not yet sent, or cannot send.
+
+    A client that does not read is not "in flight": its receive queue is
+    full, and the clock jumps to the write timeout as it should.
+    """
+
+    def __init__(self) -> None:
+        #: The two ends of every open connection, as file descriptors' owners.
+        self.pairs: list[tuple[trio.socket.SocketType, trio.socket.SocketType]] = []
+
+    def before_io_wait(self, timeout: float) -> None:
+        if timeout > 0:
+            return  # the kernel works during the wait anyway
+        deadline = time.monotonic() + _KERNEL_GRACE
+        while (pending := self._in_flight()) and time.monotonic() < deadline:
+            poller = select.poll()
+            for fd, events in pending:
+                poller.register(fd, events)
+            poller.poll(max(0.0, deadline - time.monotonic()) * 1000)
+
+    def _in_flight(self) -> list[tuple[int, int]]:
+        """What to wait for: (fd, poll events) of each stalled direction."""
+        pending = []
+        open_pairs = []
+        for a, b in self.pairs:
+            fds = (a.fileno(), b.fileno())
+            if -1 in fds:
+                continue  # closed: nothing more to watch on that connection
+            open_pairs.append((a, b))
+            for sender, receiver in (fds, fds[::-1]):
+                if _queued(receiver, _SIOCINQ):
+                    continue  # readable: trio's poll sees it
+                if _queued(sender, _SIOCOUTQNSD):
+                    pending.append((receiver, select.POLLIN))
+                elif not _writable(sender):
+                    pending.append((sender, select.POLLOUT))
+        self.pairs = open_pairs
+        return pending
+
+
+def _writable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
 # -- the transport -----------------------------------------------------------------
 
 
@@ -355,6 +440,7 @@ class MemoryTransport(httpx.AsyncBaseTransport):
         # through, and a lock that keeps connect() and accept() paired.
         self._listener: trio.SocketListener | None = None
         self._connecting = trio.Lock()
+        self._guard: _InFlightGuard | None = None
         self._nursery: trio.Nursery | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         # Keep-alive connections waiting for a request, most recent last; a
@@ -378,6 +464,12 @@ class MemoryTransport(httpx.AsyncBaseTransport):
                 stack.push_async_callback(self._listener.aclose)
                 # An accepted socket inherits the listener's buffer sizes.
                 self._size_buffers(self._listener.socket)
+                if sys.platform == "linux" and isinstance(
+                    trio.lowlevel.current_clock(), trio.testing.MockClock
+                ):
+                    self._guard = _InFlightGuard()
+                    trio.lowlevel.add_instrument(self._guard)
+                    stack.callback(trio.lowlevel.remove_instrument, self._guard)
             # A side nursery: an exception from the test's own code comes out
             # as itself, not wrapped in an exception group.
             self._nursery = await stack.enter_async_context(open_side_nursery())
@@ -468,6 +560,8 @@ class MemoryTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 sock.close()
                 raise
+        if self._guard is not None:
+            self._guard.pairs.append((sock, server_stream.socket))
         return trio.SocketStream(sock), server_stream
 
     def _size_buffers(self, sock: trio.socket.SocketType) -> None:

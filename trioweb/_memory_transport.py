@@ -381,8 +381,9 @@ class MemoryTransport(httpx.AsyncBaseTransport):
         transport is entered, and each connection is a real TCP connection
         to it, so the engine serves it as it serves a plain-TCP client of
         :func:`trioweb.serve` (with kernel buffers, FIN and RST). Both work
-        under ``autojump_clock``: data sent over loopback is readable at
-        once, so the clock never jumps past it.
+        under ``autojump_clock``: over TCP, a guard keeps a
+        :class:`trio.testing.MockClock` from jumping while bytes are still
+        crossing loopback (see ``_InFlightGuard``).
       stream_pair: Makes ``(client_stream, server_stream)`` for each
         connection, for a memory transport of your own;
         :func:`trio.testing.memory_stream_pair` by default. Use

@@ -31,7 +31,8 @@ cancellation and ``on_connection_close`` code.
 over 127.0.0.1 instead: the server end is the :class:`trio.SocketStream` an
 accepted client is, so the engine takes the same path as for a plain-TCP
 client of :func:`trioweb.serve`, with kernel socket buffers, FIN and RST.
-Everything above works the same over it, ``autojump_clock`` included.
+Everything above works the same over it, ``autojump_clock`` included (the
+clock does not jump while bytes are still crossing loopback).
 
 Two conveniences of trioweb's earlier client stay: ``body=`` is another
 name for ``content=``, and responses (:class:`Response`) also answer to

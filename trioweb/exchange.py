@@ -530,7 +530,7 @@ class Exchange:
         disconnect seen during this send cancels nothing if the send then
         succeeds, and fires the callbacks only if it fails.
         """
-        if not data and not self._conn._send_lock.locked():
+        if not data and not self._conn.sending:
             self.finished = True
             return
         # (Empty data behind another task's send: complete once that is.)

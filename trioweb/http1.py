@@ -8,21 +8,35 @@ and awaits ``app.handle_exchange(exchange)``. Anything that can speak that
 small interface can be served: :class:`trioweb.Application`, an ASGI adapter,
 or a ten-line function in a test.
 
-Two tasks serve a connection, both in the connection's own nursery
-(docs/design.md, the contract, rule 1):
+A connection is served on one of two paths, with the same behaviour:
 
-* the **reader** owns ``stream.receive_some``. It appends what arrives to a
-  bounded buffer and wakes whoever waits for bytes. Because it keeps reading
-  while a handler runs, it notices at once when the peer closes or resets the
-  connection, and fires the active exchange's disconnect signal. When the
-  buffer is full (a client pipelining faster than we answer) it stops reading
-  until the buffer drains: memory stays bounded. It still watches for the
-  peer hanging up then, through the kernel (:mod:`trioweb._hangup`; Linux
-  sockets), since the FIN is queued behind bytes it will not read yet.
-* the **main task** feeds the buffer to the request parser
-  (:mod:`trioweb.parsers`), enforces the limits, runs the application for
-  each request, one at a time and in order (pipelining), and writes the
-  responses (:mod:`trioweb.writer`).
+* the **plain-TCP fast path**, for a plain ``trio.SocketStream`` (what
+  :func:`trioweb.serve` accepts without TLS). One task serves the
+  connection: it talks to the non-blocking socket itself, reading when the
+  parser needs bytes and sending with one ``send()`` when the kernel takes
+  the bytes at once (the write timeout's cancel scope is entered only when a
+  send must wait). While a handler runs nothing reads: pipelined bytes stay
+  in the kernel (bounded backpressure). A client that leaves is seen by the
+  trio run's hang-up watcher (:mod:`trioweb._hangup`: one epoll set for all
+  connections, in one task), which fires the active exchange's disconnect
+  signal. A connection that never has to wait lets the others run every
+  :data:`FAIR_SHARE` receives and sends.
+* the **Stream path**, for any other ``trio.abc.Stream`` (TLS, the
+  TestClient's memory streams; and systems without ``epoll``). Two tasks
+  serve it, both in the connection's own nursery (docs/design.md, the
+  contract, rule 1): the **reader** owns ``stream.receive_some``; it
+  appends what arrives to a bounded buffer and wakes whoever waits for
+  bytes. Because it keeps reading while a handler runs, it notices at once
+  when the peer closes or resets the connection, and fires the active
+  exchange's disconnect signal. When the buffer is full (a client
+  pipelining faster than we answer) it stops reading until the buffer
+  drains, and still watches for the peer hanging up through the kernel
+  (Linux sockets). The **main task** does the rest.
+
+On both, the main task feeds the request parser (:mod:`trioweb.parsers`),
+enforces the limits, runs the application for each request, one at a time
+and in order (pipelining), and writes the responses (:mod:`trioweb.writer`).
+The application runs in the connection's task, inside its nursery.
 
 Every wait has a deadline (contract 4): the idle wait between requests
 (``keep_alive_timeout``), reading a request head (``header_timeout``), each
@@ -34,12 +48,13 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 from typing import Protocol
 
 import trio
 
 from . import logs, writer
-from ._hangup import wait_for_hangup
+from ._hangup import hangup_watcher, wait_for_hangup
 from .config import ServerConfig
 from .dates import http_date
 from .errors import HTTPError, StreamClosedError
@@ -65,10 +80,39 @@ error_log = logging.getLogger("trioweb.error")
 RECEIVE_SIZE = 64 * 1024
 #: The reader stops reading when this much is buffered and not yet parsed.
 READ_AHEAD_LIMIT = 64 * 1024
+#: On a plain socket, how many receives and sends may complete at once, with
+#: nothing to wait for, before the connection lets other tasks run: a client
+#: pipelining requests, or a handler streaming to a fast reader, must not
+#: starve the rest of the server (nor keep a deadline from being noticed).
+FAIR_SHARE = 16
 
 # The exceptions a trio stream raises when the peer is gone or the stream is
 # already closed. They all mean the same thing to a handler: StreamClosedError.
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+def _plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """The non-blocking socket under ``stream`` if the engine may talk to it
+    directly (a plain TCP or Unix ``trio.SocketStream``, not TLS, not a
+    memory stream); None otherwise."""
+    if type(stream) is not trio.SocketStream:
+        return None
+    # trio keeps the standard socket it wraps as ``_sock``; should that ever
+    # change, the Stream path serves the connection just the same.
+    raw = getattr(stream.socket, "_sock", None)
+    return raw if type(raw) is socket.socket else None
+
+
+class _Reading:
+    """The Stream path's reader task: what the main task waits on for bytes,
+    and how :meth:`HTTP1Connection.stop_reading` stops it."""
+
+    __slots__ = ("data", "done", "scope")
+
+    def __init__(self) -> None:
+        self.data = trio.lowlevel.ParkingLot()
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
 
 
 class _Rejected(Exception):
@@ -114,16 +158,18 @@ class HTTP1Connection:
         "_active",
         "_broken",
         "_closing",
-        "_data_lot",
         "_eof_fed",
+        "_fd",
         "_hung_up",
         "_phase",
         "_rbuf",
-        "_reader_done",
-        "_reader_scope",
+        "_reading",
         "_requests",
-        "_send_lock",
+        "_send_queue",
+        "_sending",
+        "_sock",
         "_space",
+        "_spins",
         "_timer",
         "app",
         "client",
@@ -153,6 +199,11 @@ class HTTP1Connection:
         self.server = server
         self.scheme = scheme
         self.parser = make_parser(config)
+        # The plain-TCP fast path (see _plain_socket); None: the Stream path.
+        self._sock = _plain_socket(stream)
+        self._fd = -1
+        # Receives and sends done without waiting since the last wait.
+        self._spins = 0
         #: The response being written must be the last on this connection.
         self.must_close = False
         #: The peer sent EOF (or reset the connection).
@@ -160,9 +211,11 @@ class HTTP1Connection:
         self._closing = False
         self._broken = False
         self._rbuf = bytearray()
-        self._send_lock = trio.Lock()
+        # A send in progress; senders waiting for it park in the queue
+        # (made when first needed: senders rarely meet).
+        self._sending = False
+        self._send_queue: trio.lowlevel.ParkingLot | None = None
         self._eof_fed = False
-        self._data_lot = trio.lowlevel.ParkingLot()
         # Made only while the reader waits for the read-ahead to drain.
         self._space: trio.CancelScope | None = None
         # The peer hung up, seen while unread bytes were still before the
@@ -175,9 +228,8 @@ class HTTP1Connection:
         self._timer = trio.CancelScope()
         self._phase = _DONE
         self._requests = 0
-        # The reader's own scope, so that upgrade() can stop it.
-        self._reader_scope = trio.CancelScope()
-        self._reader_done = trio.Event()
+        # The Stream path's reader task, once started.
+        self._reading: _Reading | None = None
 
     # -- public control -------------------------------------------------------
 
@@ -200,42 +252,145 @@ class HTTP1Connection:
         """True while waiting, with nothing received, for the next request."""
         return self._phase is _IDLE
 
+    @property
+    def plain(self) -> bool:
+        """Whether the connection takes the plain-TCP fast path (one task,
+        the socket itself) rather than the ``trio.abc.Stream`` path."""
+        return self._sock is not None
+
     async def run(self) -> None:
         """Serve the connection; return when it is over (see the class doc)."""
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._reader)
-                try:
-                    await self._serve()
-                finally:
-                    nursery.cancel_scope.cancel()
+                if self._sock is not None and self._watch():
+                    try:
+                        await self._serve()
+                    finally:
+                        self._unwatch()
+                else:
+                    self._sock = None
+                    self._reading = _Reading()
+                    nursery.start_soon(self._reader, self._reading)
+                    try:
+                        await self._serve()
+                    finally:
+                        nursery.cancel_scope.cancel()
         except Exception:
             # Bugs in the engine itself: never let them reach the listener.
             error_log.exception("internal error serving %s", self._peer_name())
         finally:
             await trio.aclose_forcefully(self.stream)
 
+    # -- the plain-TCP fast path ------------------------------------------------
+
+    def _watch(self) -> bool:
+        """Have the run's hang-up watcher report this peer leaving; False
+        (take the Stream path) where it cannot."""
+        watcher = hangup_watcher()
+        assert self._sock is not None
+        try:
+            fd = self._sock.fileno()
+        except OSError:
+            return False
+        if watcher is None or fd < 0 or not watcher.watch(fd, self._on_hangup):
+            return False
+        self._fd = fd
+        return True
+
+    def _unwatch(self) -> None:
+        watcher = hangup_watcher()
+        if watcher is not None:
+            watcher.forget(self._fd)
+
+    def _on_hangup(self) -> None:
+        """The peer closed or reset the connection (the watcher says so,
+        whatever unread bytes are before the FIN): the request in progress,
+        and any read after this, has nobody waiting for its answer."""
+        self._hung_up = True
+        if self._active is not None:
+            self._active._mark_disconnected()
+
+    def _receive_now(self) -> bool:
+        """Give the parser whatever has arrived, without waiting; False when
+        nothing has (nor the EOF)."""
+        if self._eof_fed:
+            return True  # all there is: the parser has had it
+        sock = self._sock
+        if sock is None:
+            if self._rbuf or (self.peer_closed and not self._eof_fed):
+                self._feed()
+                return True
+            return False
+        try:
+            data = sock.recv(RECEIVE_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        self._spins += 1
+        self._take(data)
+        return True
+
+    async def _receive_wait(self) -> None:
+        """Wait for bytes (or the EOF), and give them to the parser."""
+        sock = self._sock
+        if sock is None:
+            if not self._rbuf and not self.peer_closed:
+                assert self._reading is not None
+                await self._reading.data.park()
+            self._feed()
+            return
+        self._spins = 0
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                data = sock.recv(RECEIVE_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            break
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        if data:
+            self.parser.feed(data)
+            return
+        self.peer_closed = True
+        self._eof_fed = True
+        if self._active is not None:
+            self._active._mark_disconnected()
+        self.parser.feed(b"")
+
+    async def _fair_share(self) -> None:
+        """Let the other tasks run, if this connection has not waited for a
+        while (see FAIR_SHARE). Never raises Cancelled."""
+        if self._spins >= FAIR_SHARE:
+            self._spins = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
     # -- the reader task ------------------------------------------------------
 
-    async def _reader(self) -> None:
+    async def _reader(self, reading: _Reading) -> None:
         try:
-            with self._reader_scope:
-                await self._read()
+            with reading.scope:
+                await self._read(reading.data)
         finally:
-            self._reader_done.set()
+            reading.done.set()
 
     async def stop_reading(self) -> bytes:
         """Stop the reader task for good (a protocol switch); return the
         bytes received and not parsed, in order."""
-        self._reader_scope.cancel()
-        await self._reader_done.wait()
+        if self._reading is not None:
+            self._reading.scope.cancel()
+            await self._reading.done.wait()
         if self._space is not None:
             self._space = None
         received = self.parser.leftover() + bytes(self._rbuf)
         self._rbuf.clear()
         return received
 
-    async def _read(self) -> None:
+    async def _read(self, data_lot: trio.lowlevel.ParkingLot) -> None:
         stream = self.stream
         rbuf = self._rbuf
         while True:
@@ -248,12 +403,12 @@ class HTTP1Connection:
                 data = b""
             if not data:
                 self.peer_closed = True
-                self._data_lot.unpark_all()
+                data_lot.unpark_all()
                 if self._active is not None:
                     self._active._mark_disconnected()
                 return
             rbuf += data
-            self._data_lot.unpark_all()
+            data_lot.unpark_all()
 
     async def _wait_for_space(self) -> None:
         """Wait until the main task takes the buffered bytes (:meth:`_feed`).
@@ -280,15 +435,14 @@ class HTTP1Connection:
             event = parser.next_event()
             if event is not NEED_DATA:
                 return event
-            if not self._rbuf:
-                if not self.peer_closed:
-                    await self._data_lot.park()
-                elif self._eof_fed:
-                    # Nothing more will come, and the parser still wants
-                    # bytes: going round again would spin without a
-                    # checkpoint and hang every connection of the process.
-                    raise ProtocolError(400, "peer closed the connection mid-request")
-            self._feed()
+            if self._eof_fed:
+                # Nothing more will come, and the parser still wants bytes:
+                # going round again would spin without a checkpoint and hang
+                # every connection of the process.
+                raise ProtocolError(400, "peer closed the connection mid-request")
+            await self._fair_share()
+            if not self._receive_now():
+                await self._receive_wait()
 
     def _feed(self) -> None:
         """Give the parser what the reader buffered (or the EOF).
@@ -324,12 +478,15 @@ class HTTP1Connection:
         out whole, in the order the calls came. A trio stream allows one
         ``send_all`` at a time.
         """
-        lock = self._send_lock
-        if lock.locked():
+        if self._sending:
             # FIFO: the framing of each piece was computed in call order.
             # The holder's send has its own deadline, so this wait is bounded.
+            queue = self._send_queue
+            if queue is None:
+                queue = self._send_queue = trio.lowlevel.ParkingLot()
             try:
-                await lock.acquire()
+                # The sender before us hands over: _sending stays True.
+                await queue.park()
             except trio.Cancelled:
                 # The framing already counts these bytes (a Content-Length
                 # body's remainder, a chunk): dropping them silently would
@@ -340,17 +497,27 @@ class HTTP1Connection:
                 raise
         else:
             # Free, as it nearly always is: no checkpoint to pay for.
-            lock.acquire_nowait()
+            self._sending = True
         try:
             await self._send_locked(data, exchange)
         finally:
-            lock.release()
+            if self._send_queue:
+                self._send_queue.unpark()
+            else:
+                self._sending = False
+
+    @property
+    def sending(self) -> bool:
+        """Whether a send is in progress (another task's, or this one's)."""
+        return self._sending
 
     async def _send_locked(
         self, data: bytes | tuple[bytes, ...], exchange: Exchange | None
     ) -> None:
         if self._broken:
             raise StreamClosedError()
+        if self._sock is not None:
+            return await self._send_plain(self._sock, data, exchange)
         failure: BaseException | None = None
         try:
             with trio.move_on_after(self.config.write_timeout) as scope:
@@ -381,6 +548,79 @@ class HTTP1Connection:
                 "connection aborted"
             )
         raise StreamClosedError() from failure
+
+    async def _send_plain(
+        self,
+        sock: socket.socket,
+        data: bytes | tuple[bytes, ...],
+        exchange: Exchange | None,
+    ) -> None:
+        """:meth:`_send_locked` on the plain socket: what the kernel takes at
+        once costs one ``send()``, and only a send that would block enters
+        the write timeout's cancel scope and waits."""
+        try:
+            # The same checkpoint as a stream's send_all begins with: a
+            # cancelled caller sends nothing (and the framing is lost).
+            await trio.lowlevel.checkpoint_if_cancelled()
+            await self._fair_share()
+        except trio.Cancelled:
+            self._abort_writes(None)
+            raise
+        pieces = data if isinstance(data, tuple) else (data,)
+        failure: BaseException | None = None
+        for i, piece in enumerate(pieces):
+            try:
+                sent = sock.send(piece)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                failure = exc
+                break
+            if sent < len(piece):
+                rest: tuple[bytes | memoryview, ...] = (
+                    memoryview(piece)[sent:],
+                    *pieces[i + 1 :],
+                )
+                failure = await self._send_waiting(sock, rest)
+                if failure is None:
+                    return
+                break
+        else:
+            self._spins += 1
+            return
+        self._abort_writes(exchange)
+        if isinstance(failure, trio.TooSlowError):
+            raise StreamClosedError(
+                f"write timed out after {self.config.write_timeout} s; "
+                "connection aborted"
+            )
+        raise StreamClosedError() from failure
+
+    async def _send_waiting(
+        self, sock: socket.socket, pieces: tuple[bytes | memoryview, ...]
+    ) -> BaseException | None:
+        """Send ``pieces`` as the socket takes them, under the write timeout;
+        the error that stopped it (:exc:`trio.TooSlowError` for the timeout),
+        or None once all is sent."""
+        self._spins = 0
+        try:
+            with trio.move_on_after(self.config.write_timeout) as scope:
+                for piece in pieces:
+                    view = memoryview(piece)
+                    while view:
+                        await trio.lowlevel.wait_writable(sock)
+                        try:
+                            view = view[sock.send(view) :]
+                        except BlockingIOError:
+                            pass
+                        except OSError as exc:
+                            return exc
+        except trio.Cancelled:
+            # As in _send_locked: part of the data may be out, the framing
+            # is lost, the connection can only be aborted.
+            self._abort_writes(None)
+            raise
+        return trio.TooSlowError() if scope.cancelled_caught else None
 
     def _abort_writes(self, exchange: Exchange | None) -> None:
         self._broken = True
@@ -445,11 +685,9 @@ class HTTP1Connection:
                 # pipelined after a good request is a 400, not an engine fault.
                 event = parser.next_event()
                 if event is NEED_DATA:
-                    if (
-                        not self._rbuf
-                        and not self.peer_closed
-                        and not parser.buffered()
-                    ):
+                    if not first:
+                        await self._fair_share()
+                    if not self._receive_now() and not parser.buffered():
                         # Wait, idle, for the first byte of the next request.
                         if self._closing:
                             return None
@@ -458,11 +696,10 @@ class HTTP1Connection:
                             timer.deadline = (
                                 trio.current_time() + config.keep_alive_timeout
                             )
-                        await self._data_lot.park()
+                        await self._receive_wait()
                     self._phase = _HEAD
                     # Most requests arrive whole: parse before arming the
                     # header timer, which then costs nothing.
-                    self._feed()
                     event = parser.next_event()
                     if event is NEED_DATA:
                         if not first:

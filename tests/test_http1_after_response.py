@@ -8,6 +8,7 @@ import logging
 import pytest
 import trio
 import trio.testing
+from helpers import STALL_SIZE, not_reading
 
 import trioweb
 from trioweb.testing import TestClient
@@ -95,7 +96,7 @@ class GivesUpOnASlowClient(trioweb.RequestHandler):
     log: list[str]
 
     async def get(self) -> None:
-        self.write(b"x" * 100_000)
+        self.write(b"x" * STALL_SIZE)
         with trio.move_on_after(1):
             await self.flush()
         self.log.append("gave up")
@@ -105,13 +106,15 @@ class GivesUpOnASlowClient(trioweb.RequestHandler):
 
 
 async def test_a_write_the_handler_cancels_itself_is_not_a_disconnect(
-    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+    autojump_clock: trio.abc.Clock,
+    caplog: pytest.LogCaptureFixture,
+    transport: str | None,
 ) -> None:
     caplog.set_level(logging.INFO, logger="trioweb.access")
     log: list[str] = []
     GivesUpOnASlowClient.log = log
     app = trioweb.Application([(r"/", GivesUpOnASlowClient)])
-    async with TestClient(app, stream_pair=trio.testing.lockstep_stream_pair) as client:
+    async with TestClient(app, **not_reading(transport)) as client:
         raw = await client.raw()
         await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         # Never read: the handler's own deadline cancels its flush.

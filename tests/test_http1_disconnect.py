@@ -9,7 +9,7 @@ import select
 import pytest
 import trio
 import trio.testing
-from helpers import content_length
+from helpers import STALL_SIZE, content_length, not_reading
 
 from trioweb.errors import StreamClosedError
 from trioweb.server.config import ServerConfig
@@ -135,6 +135,7 @@ class Scripted(trio.abc.HalfCloseableStream):
         await trio.lowlevel.checkpoint()
 
 
+@pytest.mark.memory_only("a scripted stream; its socket form: the test above")
 async def test_eof_seen_before_the_exchange_starts_is_a_disconnect(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -252,6 +253,7 @@ async def test_sending_after_the_peer_left_raises_stream_closed(
         assert app.errors == ["send"]
 
 
+@pytest.mark.memory_only("a socket may take a send after the peer left")
 async def test_send_to_a_broken_stream_raises_stream_closed() -> None:
     """The reader has not seen the close yet; the write itself fails."""
     errors: list[BaseException] = []
@@ -326,7 +328,9 @@ async def test_access_log_says_200_for_a_normal_request(
 
 
 async def test_write_timeout_aborts_for_a_client_that_does_not_read(
-    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+    autojump_clock: trio.abc.Clock,
+    caplog: pytest.LogCaptureFixture,
+    transport: str | None,
 ) -> None:
     caplog.set_level(logging.INFO, logger="trioweb")
     outcome: list[tuple[float, str]] = []
@@ -335,16 +339,14 @@ async def test_write_timeout_aborts_for_a_client_that_does_not_read(
         async def handle_exchange(self, exchange: Exchange) -> None:
             try:
                 await exchange.send_response(
-                    200, [content_length(b"x" * 100)], b"x" * 100
+                    200, [content_length(b"x" * STALL_SIZE)], b"x" * STALL_SIZE
                 )
             except StreamClosedError:
                 outcome.append((trio.current_time(), "closed"))
                 raise
 
     config = ServerConfig(write_timeout=4)
-    async with TestClient(
-        Big(), config=config, stream_pair=trio.testing.lockstep_stream_pair
-    ) as client:
+    async with TestClient(Big(), config=config, **not_reading(transport)) as client:
         raw = await client.raw()
         await raw.send(REQUEST)  # and then never read
         await raw.server_done.wait()
@@ -353,6 +355,7 @@ async def test_write_timeout_aborts_for_a_client_that_does_not_read(
     assert " 499 " in record.getMessage()
 
 
+@pytest.mark.memory_only("paces each small send by a read; kernel buffers hold them")
 async def test_write_timeout_is_per_send_not_per_response(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -381,7 +384,7 @@ async def test_write_timeout_is_per_send_not_per_response(
 
 
 async def test_a_send_cancelled_by_the_app_breaks_the_connection(
-    autojump_clock: trio.abc.Clock,
+    autojump_clock: trio.abc.Clock, transport: str | None
 ) -> None:
     """How much of a cancelled send_all went out is unknown: nothing more
     may be framed on that stream, or the client would get garbage."""
@@ -390,8 +393,9 @@ async def test_a_send_cancelled_by_the_app_breaks_the_connection(
     class Impatient:
         async def handle_exchange(self, exchange: Exchange) -> None:
             with trio.move_on_after(1):
+                # A head and part of the body too large to go out at once.
                 await exchange.send_response(
-                    200, [content_length(b"0123456789")], b"01234", end=False
+                    200, [content_length(part + b"56789")], part, end=False
                 )
             try:
                 await exchange.send_body(b"56789", end=True)
@@ -400,9 +404,8 @@ async def test_a_send_cancelled_by_the_app_breaks_the_connection(
                 raise
             outcome.append("sent")
 
-    async with TestClient(
-        Impatient(), stream_pair=trio.testing.lockstep_stream_pair
-    ) as client:
+    part = b"0" * STALL_SIZE
+    async with TestClient(Impatient(), **not_reading(transport)) as client:
         raw = await client.raw()
         await raw.send(REQUEST)
         await trio.sleep(2)  # the client reads only after the app gave up
@@ -426,6 +429,9 @@ async def test_shutdown_closes_an_idle_connection_at_once(
         raw = await client.raw()
         await raw.send(REQUEST)
         await raw.read_response()
+        # The server may not have run since its send (over TCP, the client
+        # can wake first): let it get back to waiting for a request.
+        await trio.testing.wait_all_tasks_blocked()
         [conn] = client.server_connections
         assert conn.idle
         conn.shutdown()

@@ -733,6 +733,7 @@ async def test_the_method_and_path_are_sent_as_written() -> None:
         assert r.json()["uri"] == "/raw/../target"
 
 
+@pytest.mark.memory_only("cuts one direction of a memory stream pair")
 async def test_a_connection_closed_without_an_answer_is_an_httpx_error() -> None:
     def dead_pair() -> tuple[trio.abc.Stream, trio.abc.Stream]:
         client, server = trio.testing.memory_stream_pair()

@@ -1,5 +1,6 @@
 """The transport under :class:`trioweb.testing.TestClient`: httpx requests
-served by an application's real connection code over trio memory streams.
+served by an application's real connection code over trio memory streams,
+or over real TCP connections on 127.0.0.1 (``via="tcp"``).
 
 Public names are re-exported by :mod:`trioweb.testing`; see there.
 """
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import h11
 import httpx
@@ -29,9 +33,15 @@ __all__ = [
     "Response",
     "ServerDisconnected",
     "StreamPair",
+    "Via",
 ]
 
 StreamPair = Callable[[], tuple[trio.abc.Stream, trio.abc.Stream]]
+
+#: How the test client's connections are made: ``"memory"`` (trio memory
+#: streams: the engine's Stream path) or ``"tcp"`` (real sockets on
+#: 127.0.0.1: the path a served app takes for a plain TCP client).
+Via = Literal["memory", "tcp"]
 
 # httpx adds these to every request; the test client leaves them out, so the
 # application sees only what a test sends (and an ``Accept-Encoding`` a test
@@ -257,15 +267,99 @@ class _ResponseBody(httpx.AsyncByteStream):
             await self.conn.server_done.wait()
 
 
+# -- bytes in flight on loopback, and trio's autojump clock --------------------------
+
+# Linux: ioctl()s that say how many bytes a socket has received and not yet
+# read, and queued to send and not yet sent (SIOCINQ, SIOCOUTQNSD).
+_SIOCINQ = 0x541B
+_SIOCOUTQNSD = 0x894B
+# The longest real time the guard lets the kernel take (its delayed ACK is
+# at most 200 ms); past it, the clock may jump.
+_KERNEL_GRACE = 1.0
+
+
+def _queued(fd: int, request: int) -> int:
+    # Imported here: the guard runs on Linux only, and fcntl is Unix's.
+    import fcntl
+    import struct
+
+    try:
+        answer = fcntl.ioctl(fd, request, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", answer)[0])
+
+
+class _InFlightGuard(trio.abc.Instrument):
+    """Keeps trio's autojump clock from jumping while loopback bytes are
+    still on their way between the two ends of a test connection.
+
+    Over loopback, what one end sends is usually readable at the other
+    before the send returns, but not always: a sender that filled its
+    buffer waits for the receiver's ACK, which the kernel may delay (its
+    delayed-ACK timer) or leave to a kernel thread under load. For that
+    moment every task is blocked, and ``autojump_clock`` would jump the
+    virtual clock past a timeout, as if the client had stalled. Just before
+    trio polls for I/O with no wait (which it does before calling every
+    task blocked), this instrument waits in real time, a few milliseconds,
+    until no connection has bytes in flight: a receiver with nothing to
+    read while its peer has bytes not yet sent, or cannot send.
+
+    A client that does not read is not "in flight": its receive queue is
+    full, and the clock jumps to the write timeout as it should.
+    """
+
+    def __init__(self) -> None:
+        #: The two ends of every open connection, as file descriptors' owners.
+        self.pairs: list[tuple[trio.socket.SocketType, trio.socket.SocketType]] = []
+
+    def before_io_wait(self, timeout: float) -> None:
+        if timeout > 0:
+            return  # the kernel works during the wait anyway
+        deadline = time.monotonic() + _KERNEL_GRACE
+        while (pending := self._in_flight()) and time.monotonic() < deadline:
+            poller = select.poll()
+            for fd, events in pending:
+                poller.register(fd, events)
+            poller.poll(max(0.0, deadline - time.monotonic()) * 1000)
+
+    def _in_flight(self) -> list[tuple[int, int]]:
+        """What to wait for: (fd, poll events) of each stalled direction."""
+        pending = []
+        open_pairs = []
+        for a, b in self.pairs:
+            fds = (a.fileno(), b.fileno())
+            if -1 in fds:
+                continue  # closed: nothing more to watch on that connection
+            open_pairs.append((a, b))
+            for sender, receiver in (fds, fds[::-1]):
+                if _queued(receiver, _SIOCINQ):
+                    continue  # readable: trio's poll sees it
+                if _queued(sender, _SIOCOUTQNSD):
+                    pending.append((receiver, select.POLLIN))
+                elif not _writable(sender):
+                    pending.append((sender, select.POLLOUT))
+        self.pairs = open_pairs
+        return pending
+
+
+def _writable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
 # -- the transport -----------------------------------------------------------------
 
 
 class MemoryTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that serves requests with an app, in memory.
+    """An httpx transport that serves requests with an app, in process.
 
     Each connection is a :func:`trio.testing.memory_stream_pair` whose server
-    end runs the app's real :class:`~trioweb.server.http1.HTTP1Connection`. Build
-    your own client on it::
+    end runs the app's real :class:`~trioweb.server.http1.HTTP1Connection` -- or,
+    with ``via="tcp"``, a real TCP connection over 127.0.0.1 whose
+    accepted end (a :class:`trio.SocketStream`, as the server's accept loop
+    makes) runs it. Build your own client on it::
 
         transport = MemoryTransport(app)
         async with httpx.AsyncClient(
@@ -282,10 +376,28 @@ class MemoryTransport(httpx.AsyncBaseTransport):
       config: The server limits to apply; defaults to :class:`ServerConfig`'s.
       client_address: The address the app sees as the client's; None for
         none, as for a client on a Unix socket.
+      via: ``"memory"`` (the default) or ``"tcp"``. Memory streams
+        need no sockets and hold no kernel buffers; ``"tcp"`` opens one
+        listening socket on 127.0.0.1 (an ephemeral port) when the
+        transport is entered, and each connection is a real TCP connection
+        to it, so the engine serves it as it serves a plain-TCP client of
+        :func:`trioweb.serve` (with kernel buffers, FIN and RST). Both work
+        under ``autojump_clock``: over TCP, a guard keeps a
+        :class:`trio.testing.MockClock` from jumping while bytes are still
+        crossing loopback (see ``_InFlightGuard``).
       stream_pair: Makes ``(client_stream, server_stream)`` for each
-        connection; :func:`trio.testing.memory_stream_pair` by default. Use
+        connection, for a memory transport of your own;
+        :func:`trio.testing.memory_stream_pair` by default. Use
         :func:`trio.testing.lockstep_stream_pair` to test a client that does
-        not read (a send then waits for the client to receive).
+        not read (a send then waits for the client to receive). Not with
+        ``via="tcp"``.
+      socket_buffer: With ``via="tcp"``, the size asked of the kernel for
+        the send and receive buffers of both ends (``SO_SNDBUF``,
+        ``SO_RCVBUF``; Linux doubles it and has a floor). Small buffers
+        make a client that does not read stall the server's sends after a
+        few KiB, as :func:`trio.testing.lockstep_stream_pair` does at once
+        in memory; by default the kernel's own sizes, which can hold
+        megabytes on loopback.
       lifespan: Whether to run the app's lifespan (``app.running()``).
 
     Keep-alive connections are reused across requests while the server
@@ -294,6 +406,9 @@ class MemoryTransport(httpx.AsyncBaseTransport):
     the server's own deadlines (``config``) bound every wait, and tests run
     under ``autojump_clock`` would otherwise time out in virtual time.
     A request's ``target`` extension, if set, is sent as the request target.
+    On either transport the app sees ``client_address`` as the client's
+    address and ``127.0.0.1:80`` as its own, so a test's expectations do
+    not depend on the transport.
     """
 
     def __init__(
@@ -302,16 +417,32 @@ class MemoryTransport(httpx.AsyncBaseTransport):
         *,
         config: ServerConfig | None = None,
         client_address: tuple[str, int] | None = ("127.0.0.1", 50000),
-        stream_pair: StreamPair = trio.testing.memory_stream_pair,
+        via: Via = "memory",
+        stream_pair: StreamPair | None = None,
+        socket_buffer: int | None = None,
         lifespan: bool = True,
     ) -> None:
+        if via not in ("memory", "tcp"):
+            raise ValueError(f"via must be 'memory' or 'tcp', not {via!r}")
+        if via == "tcp" and stream_pair is not None:
+            raise ValueError("stream_pair= makes memory connections: not via 'tcp'")
+        if via == "memory" and socket_buffer is not None:
+            raise ValueError("socket_buffer= sizes socket buffers: only via 'tcp'")
+        self._socket_buffer = socket_buffer
         self.app = app
+        #: ``"memory"`` or ``"tcp"``: how each connection is made.
+        self.via = via
         self.config = config or ServerConfig()
         # As the server does: the app behind config.limit_concurrency.
         self._served = limit_concurrency(app, self.config)
         self.client_address = client_address
-        self._stream_pair = stream_pair
+        self._stream_pair = stream_pair or trio.testing.memory_stream_pair
         self._lifespan = lifespan
+        # via="tcp": the listening socket every connection goes
+        # through, and a lock that keeps connect() and accept() paired.
+        self._listener: trio.SocketListener | None = None
+        self._connecting = trio.Lock()
+        self._guard: _InFlightGuard | None = None
         self._nursery: trio.Nursery | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         # Keep-alive connections waiting for a request, most recent last; a
@@ -328,6 +459,19 @@ class MemoryTransport(httpx.AsyncBaseTransport):
             running = getattr(self.app, "running", None)
             if self._lifespan and running is not None:
                 await stack.enter_async_context(running())
+            if self.via == "tcp":
+                # Closed after the connections (the exit stack runs last in,
+                # first out), as a server closes its listener.
+                [self._listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+                stack.push_async_callback(self._listener.aclose)
+                # An accepted socket inherits the listener's buffer sizes.
+                self._size_buffers(self._listener.socket)
+                if sys.platform == "linux" and isinstance(
+                    trio.lowlevel.current_clock(), trio.testing.MockClock
+                ):
+                    self._guard = _InFlightGuard()
+                    trio.lowlevel.add_instrument(self._guard)
+                    stack.callback(trio.lowlevel.remove_instrument, self._guard)
             # A side nursery: an exception from the test's own code comes out
             # as itself, not wrapped in an exception group.
             self._nursery = await stack.enter_async_context(open_side_nursery())
@@ -373,7 +517,7 @@ class MemoryTransport(httpx.AsyncBaseTransport):
                 "use the client inside 'async with TestClient(app)' (or enter "
                 "the httpx.AsyncClient that has this transport)"
             )
-        client_stream, server_stream = self._stream_pair()
+        client_stream, server_stream = await self._open_pair()
         conn = HTTP1Connection(
             server_stream,
             self._served,
@@ -392,6 +536,40 @@ class MemoryTransport(httpx.AsyncBaseTransport):
 
         self._nursery.start_soon(serve)
         return client_stream, done
+
+    async def _open_pair(self) -> tuple[trio.abc.Stream, trio.abc.Stream]:
+        """A new connection's two ends: ``(client_stream, server_stream)``."""
+        if self._listener is None:
+            return self._stream_pair()
+        # One connection at a time from connect() to accept(): with two in
+        # the backlog, a task could accept the other task's connection.
+        async with self._connecting:
+            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+            try:
+                # Before connect(): the TCP window scale is agreed on then.
+                self._size_buffers(sock)
+                await sock.connect(self._listener.socket.getsockname())
+                ours = sock.getsockname()
+                while True:
+                    # The accepted end is what the server's accept loop
+                    # hands the engine: a trio.SocketStream.
+                    server_stream = await self._listener.accept()
+                    if server_stream.socket.getpeername() == ours:
+                        break
+                    # Left in the backlog by a connect() cancelled before
+                    # its accept(): nobody's.
+                    await trio.aclose_forcefully(server_stream)
+            except BaseException:
+                sock.close()
+                raise
+        if self._guard is not None:
+            self._guard.pairs.append((sock, server_stream.socket))
+        return trio.SocketStream(sock), server_stream
+
+    def _size_buffers(self, sock: trio.socket.SocketType) -> None:
+        if self._socket_buffer is not None:
+            for option in (trio.socket.SO_SNDBUF, trio.socket.SO_RCVBUF):
+                sock.setsockopt(trio.socket.SOL_SOCKET, option, self._socket_buffer)
 
     def _release(self, conn: _ClientConnection) -> None:
         if conn.usable and not conn.server_done.is_set():

@@ -27,6 +27,13 @@ protocol tests (:meth:`TestClient.raw`) and play a client that leaves
 mid-request (:meth:`TestClient.abort`), so you can test your own
 cancellation and ``on_connection_close`` code.
 
+``TestClient(app, via="tcp")`` makes each connection a real TCP connection
+over 127.0.0.1 instead: the server end is the :class:`trio.SocketStream` an
+accepted client is, so the engine takes the same path as for a plain-TCP
+client of :func:`trioweb.serve`, with kernel socket buffers, FIN and RST.
+Everything above works the same over it, ``autojump_clock`` included (the
+clock does not jump while bytes are still crossing loopback).
+
 Two conveniences of trioweb's earlier client stay: ``body=`` is another
 name for ``content=``, and responses (:class:`Response`) also answer to
 ``.status``, ``.reason`` and ``.body``, with ``receive()`` and async
@@ -60,6 +67,7 @@ from ._memory_transport import (
     Response,
     ServerDisconnected,
     StreamPair,
+    Via,
     receive_or_empty,
 )
 from .httputil import url_concat
@@ -129,7 +137,9 @@ class RawConnection:
         with what it was sent -- then returns the bytes that arrived (``b""``
         if none did, or at EOF). Costs no clock time, so it is the way to
         check that something was *not* sent, with or without
-        ``autojump_clock``.
+        ``autojump_clock``. Over ``via="tcp"`` too: what a server sends on
+        loopback is readable when its send returns, and trio looks for
+        readable sockets before it calls every task blocked.
         """
         received = b""
 
@@ -226,7 +236,14 @@ class TestClient(httpx.AsyncClient):
       host: The host of ``base_url``, hence the ``Host`` header.
       client_address: The address the app sees as the client's; None for
         none, as for a client on a Unix socket.
-      stream_pair: How each connection's streams are made (see
+      via: ``"memory"`` (the default: trio memory streams) or ``"tcp"``
+        (each connection a real TCP connection over 127.0.0.1, served as
+        :func:`trioweb.serve` serves a plain-TCP client); see
+        :class:`MemoryTransport`. Everything here works the same over both.
+      stream_pair: How each memory connection's streams are made (see
+        :class:`MemoryTransport`).
+      socket_buffer: With ``via="tcp"``, the kernel's socket buffer sizes
+        for both ends: small ones model a client that does not read (see
         :class:`MemoryTransport`).
       lifespan: Whether to run the app's lifespan (``app.running()``).
       **kwargs: Passed to :class:`httpx.AsyncClient` (``cookies``,
@@ -247,7 +264,9 @@ class TestClient(httpx.AsyncClient):
         config: ServerConfig | None = None,
         host: str = "testserver",
         client_address: tuple[str, int] | None = ("127.0.0.1", 50000),
-        stream_pair: StreamPair = trio.testing.memory_stream_pair,
+        via: Via = "memory",
+        stream_pair: StreamPair | None = None,
+        socket_buffer: int | None = None,
         lifespan: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -255,7 +274,9 @@ class TestClient(httpx.AsyncClient):
             app,
             config=config,
             client_address=client_address,
+            via=via,
             stream_pair=stream_pair,
+            socket_buffer=socket_buffer,
             lifespan=lifespan,
         )
         given = httpx.Headers(kwargs.get("headers"))
@@ -275,6 +296,11 @@ class TestClient(httpx.AsyncClient):
     def config(self) -> ServerConfig:
         """The server limits the app runs with."""
         return self.transport.config
+
+    @property
+    def via(self) -> Via:
+        """``"memory"`` or ``"tcp"``: how this client's connections are made."""
+        return self.transport.via
 
     @property
     def client_address(self) -> tuple[str, int] | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 
@@ -71,8 +72,9 @@ async def test_the_watcher_reports_each_hang_up_once() -> None:
         seen.append(name)
         hung_up.set()
 
-    assert watcher.watch(a.fileno(), lambda: on("a"))
-    assert watcher.watch(b.fileno(), lambda: on("b"))
+    on_a, on_b = (lambda: on("a")), (lambda: on("b"))
+    assert watcher.watch(a.fileno(), on_a)
+    assert watcher.watch(b.fileno(), on_b)
     with a, b:
         # Unread bytes are not a hang-up.
         theirs_a.send(b"x" * 1000)
@@ -84,11 +86,11 @@ async def test_the_watcher_reports_each_hang_up_once() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert seen == ["a"]
         # Forgotten: b's peer leaving is nobody's business any more.
-        watcher.forget(b.fileno())
+        watcher.forget(b.fileno(), on_b)
         theirs_b.close()
         await trio.sleep(0.05)
         assert seen == ["a"]
-        watcher.forget(a.fileno())
+        watcher.forget(a.fileno(), on_a)
 
 
 @needs_epoll
@@ -102,3 +104,31 @@ async def test_a_socket_that_cannot_be_watched_says_so() -> None:
     a.close()
     b.close()
     assert not watcher.watch(fd, lambda: None)
+
+
+@needs_epoll
+async def test_forgetting_a_reused_descriptor_leaves_its_new_owner_watched() -> None:
+    # A socket closed early frees its number; a new connection may get it
+    # and be watched before the old one's owner forgets: the new watch stays.
+    from trioweb.server._hangup import hangup_watcher
+
+    watcher = hangup_watcher()
+    assert watcher is not None
+    old, old_peer = socket.socketpair()
+    fd = old.fileno()
+    watcher.watch(fd, lambda: None)
+    old.close()
+    old_peer.close()
+    new, new_peer = socket.socketpair()
+    seen = trio.Event()
+    if new.fileno() != fd:  # the number was not reused: make it so
+        new_fd = os.dup2(new.fileno(), fd)
+        new.close()
+        new = socket.socket(fileno=new_fd)
+    with new:
+        assert watcher.watch(fd, seen.set)
+        watcher.forget(fd, lambda: None)  # the old owner, late
+        new_peer.close()
+        with trio.fail_after(5):
+            await seen.wait()
+        watcher.forget(fd, seen.set)

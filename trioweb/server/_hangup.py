@@ -132,9 +132,17 @@ class HangupWatcher:
         self._callbacks[fd] = callback
         return True
 
-    def forget(self, fd: int) -> None:
-        """Stop watching ``fd`` (call it before closing the socket)."""
-        self._callbacks.pop(fd, None)
+    def forget(self, fd: int, callback: Callable[[], object]) -> None:
+        """Stop watching ``fd`` for ``callback`` (call it before closing the
+        socket).
+
+        Nothing happens if ``fd`` is watched for another callback by now:
+        a socket closed early (a websocket handler may close its stream)
+        frees its number, and a new connection may have it already.
+        """
+        if self._callbacks.get(fd) != callback:
+            return
+        del self._callbacks[fd]
         try:
             self._epoll.unregister(fd)
         except OSError:

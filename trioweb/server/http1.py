@@ -323,7 +323,7 @@ class HTTP1Connection:
     def _unwatch(self) -> None:
         watcher = hangup_watcher()
         if watcher is not None:
-            watcher.forget(self._fd)
+            watcher.forget(self._fd, self._on_hangup)
 
     def _on_hangup(self) -> None:
         """The peer closed or reset the connection (the watcher says so,

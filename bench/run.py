@@ -341,6 +341,17 @@ def rss_kib(pid: int) -> int:
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process ``pid`` has used, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        # Fields after the command name, which may hold spaces: utime and
+        # stime are the 14th and 15th fields of the line.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
 _PF_KTHREAD = 0x00200000
 
 
@@ -537,19 +548,39 @@ class WrkResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    p999_ms: float
     errors: int  # socket errors (connect, read, write, timeout)
     non_2xx: int
     others_percent: float = 0.0  # other processes' CPU use meanwhile
+    #: The server's CPU time (user + system) during the run, if measured.
+    server_cpu_s: float | None = None
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """Server CPU per request: the steadiest figure on a shared machine."""
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s / self.requests * 1e6
 
 
 def run_wrk(
-    settings: Settings, port: int, path: str, script: Path, duration: int
+    settings: Settings,
+    port: int,
+    path: str,
+    script: Path,
+    duration: int,
+    *,
+    server_pid: int | None = None,
 ) -> WrkResult:
-    """One wrk run; repeated if other processes took CPU time meanwhile."""
+    """One wrk run; repeated if other processes took CPU time meanwhile.
+    With ``server_pid``, the server's CPU time during the run is kept."""
     for attempt in range(WRK_RETRIES + 1):
         wait_until_quiet()
         with OtherLoad() as load:
+            before = None if server_pid is None else cpu_seconds(server_pid)
             result = _run_wrk_once(settings, port, path, script, duration)
+            if server_pid is not None and before is not None:
+                result.server_cpu_s = cpu_seconds(server_pid) - before
         result.others_percent = load.percent
         if load.percent <= CONTENDED_PERCENT:
             break
@@ -597,6 +628,7 @@ def _run_wrk_once(
         rps=raw["requests"] / seconds,
         p50_ms=raw["latency_p50_us"] / 1000,
         p99_ms=raw["latency_p99_us"] / 1000,
+        p999_ms=raw["latency_p999_us"] / 1000,
         errors=sum(
             raw[f"errors_{kind}"] for kind in ("connect", "read", "write", "timeout")
         ),
@@ -716,6 +748,8 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "k64_rps": ("64 KiB response, 50 connections", "req/s", True),
     "post_rps": ("1 MiB POST, 50 connections", "req/s", True),
     "hello_p99_ms": ("p99 latency, hello GET at 50 connections", "ms", False),
+    "hello_p999_ms": ("p99.9 latency, hello GET at 50 connections", "ms", False),
+    "hello_cpu_us": ("server CPU per hello GET", "µs / request", False),
     "idle_kib_per_conn": ("1000 idle keep-alive connections", "KiB RSS / conn", False),
     "big_growth_mib": ("100 MiB file download", "MiB RSS growth", False),
     **wsecho.METRICS,
@@ -795,7 +829,14 @@ def _measure_one(
                 ("k64", "/64k", REPORT_LUA),
                 ("post", "/upload", POST_LUA),
             ):
-                wrk = run_wrk(settings, running.port, path, script, settings.duration)
+                wrk = run_wrk(
+                    settings,
+                    running.port,
+                    path,
+                    script,
+                    settings.duration,
+                    server_pid=running.pid,
+                )
                 if wrk.others_percent > CONTENDED_PERCENT:
                     results.contended.append(f"{name} {path}")
                     results.problems.append(
@@ -810,7 +851,11 @@ def _measure_one(
                 results.add(name, f"{metric}_rps", wrk.rps)
                 if metric == "hello":
                     results.add(name, "hello_p99_ms", wrk.p99_ms)
+                    results.add(name, "hello_p999_ms", wrk.p999_ms)
                     results.add(name, "hello_p50_ms", wrk.p50_ms)
+                    cpu = wrk.cpu_us_per_request
+                    if cpu is not None:
+                        results.add(name, "hello_cpu_us", cpu)
                 if metric == "k64":
                     results.add(name, "k64_mib_per_s", wrk.rps * 64 / 1024)
                 log_line(

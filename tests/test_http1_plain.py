@@ -264,3 +264,34 @@ async def test_an_idle_connection_keeps_nothing_of_its_last_request() -> None:
         assert conn.idle
         assert exchanges() == before, "the idle connection holds its last exchange"
         await client.aclose()
+
+
+async def test_without_a_watcher_a_socket_takes_the_stream_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A system without epoll (macOS, Windows): nothing would see a client
+    # leave while nothing reads, so the connection keeps a reader task.
+    import trioweb.server.http1
+
+    monkeypatch.setattr(trioweb.server.http1, "hangup_watcher", lambda: None)
+    started = trio.Event()
+    cancelled = trio.Event()
+
+    class Hanger:
+        async def handle_exchange(self, exchange: Exchange) -> None:
+            with trio.CancelScope() as scope:
+                exchange.on_disconnect(scope.cancel)
+                started.set()
+                await trio.sleep_forever()
+            cancelled.set()
+
+    async with _serving(Hanger()) as server:
+        client, done = await server.connect()
+        await client.send_all(_get("/wait"))
+        await started.wait()
+        [conn] = server.connections
+        assert not conn.plain
+        with trio.fail_after(5):
+            await client.aclose()
+            await cancelled.wait()
+            await done.wait()

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from . import auth, compression, sse
-from ._concurrency import COROUTINE, INHERITED, hook_kind, run_hook
+from ._concurrency import COROUTINE, INHERITED, OTHER, hook_kind, run_hook
 from ._concurrency import maybe_await as _maybe_await  # the name it had here
 from .auth import HandlerSecurity
 from .body import HandlerBody
@@ -269,11 +269,17 @@ class RequestHandler(
     def clear(self) -> None:
         """Reset headers, status and the unsent body to their defaults."""
         self._headers = _DEFAULT_HEADERS.copy()
-        for name, value in auth.security_header_fields(
-            self.security_headers, self.settings, self.request.protocol == "https"
-        ):
-            self._headers[name] = value
-        self.set_default_headers()
+        choice = self.security_headers
+        if choice is None:
+            choice = self.application.settings.get("security_headers")
+        # Off is the default: then there is nothing to ask auth.py for.
+        if choice is not None and choice is not False:
+            for name, value in auth.security_header_fields(
+                choice, self.settings, self.request.protocol == "https"
+            ):
+                self._headers[name] = value
+        if hook_kind(self, "set_default_headers", RequestHandler) != INHERITED:
+            self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._encoder: compression.ResponseEncoder | None = None
         self._status_code = 200
@@ -435,13 +441,16 @@ class RequestHandler(
             self.write(chunk)
         if not self._headers_written:
             status = self._status_code
+            # Names are stored normalized: the handler's own look-ups go to
+            # the dict itself.
+            fields = self._headers._as_list
             if (
                 status == 200
                 and self.request.method in ("GET", "HEAD")
-                and "ETag" not in self._headers
+                and "ETag" not in fields
             ):
-                self.set_etag_header()
-                if self.check_etag_header():
+                self._set_etag()
+                if self._etag_matches():
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
@@ -466,8 +475,9 @@ class RequestHandler(
                     self.request.method, self._headers, body
                 )
                 body = self._start_encoding(body, end=not streamed)
-                if "Content-Length" not in self._headers and not streamed:
-                    self._headers["Content-Length"] = str(len(body))
+                fields = self._headers._as_list
+                if "Content-Length" not in fields and not streamed:
+                    fields["Content-Length"] = [str(len(body))]
             # Finished from here on, unless the head is refused before
             # anything is sent: then the caller's error page still can be.
             self._finished = True
@@ -532,6 +542,34 @@ class RequestHandler(
         await self.finish()
 
     # -- ETags ----------------------------------------------------------------
+
+    def _set_etag(self) -> None:
+        # set_etag_header(), without its calls when neither it nor
+        # compute_etag() is overridden: the same tag (the SHA-1 of the
+        # body), set without set_header()'s checks, which a hex digest in
+        # quotes passes by construction.
+        if (
+            hook_kind(self, "compute_etag", RequestHandler) != INHERITED
+            or hook_kind(self, "set_etag_header", RequestHandler) != INHERITED
+        ):
+            self.set_etag_header()
+            return
+        buffer = self._write_buffer
+        digest = hashlib.sha1(buffer[0] if len(buffer) == 1 else b"".join(buffer))
+        self._headers._as_list["ETag"] = [f'"{digest.hexdigest()}"']
+
+    def _etag_matches(self) -> bool:
+        # check_etag_header(), reading If-None-Match without building the
+        # request's header dict when the method is not overridden.
+        if hook_kind(self, "check_etag_header", RequestHandler) != INHERITED:
+            return self.check_etag_header()
+        if_none_match = self.request._header(b"if-none-match", "If-None-Match")
+        if not if_none_match:
+            return False
+        etag = self._headers.get("ETag")
+        if not etag:
+            return False
+        return compression.etag_matches_encoded(if_none_match, etag)
 
     def compute_etag(self) -> str | None:
         """The ETag for the buffered body; return None to send no ETag."""
@@ -633,11 +671,8 @@ class RequestHandler(
             # As in Tornado, prepare() runs first: a catch-all handler that
             # only has prepare() (to 404 or redirect) answers with it. The
             # body of a request nobody serves is never read.
-            if self._current_user is auth.UNKNOWN_USER and auth.loads_user_async(
-                self.get_current_user
-            ):
-                self._current_user = await self.get_current_user()
-            await _maybe_await(self.prepare())
+            await self._load_user_early()
+            await self._prepare()
             self._prepared = True
             if not self._finished:
                 raise HTTPError(405)
@@ -650,12 +685,8 @@ class RequestHandler(
             # A streamed body is not read yet: its token must come in a
             # header or the query string, as with Tornado.
             self.check_xsrf_cookie()
-        if self._current_user is auth.UNKNOWN_USER and auth.loads_user_async(
-            self.get_current_user
-        ):
-            self._current_user = await self.get_current_user()
-        if hook_kind(self, "prepare", RequestHandler) != INHERITED:
-            await _maybe_await(self.prepare())
+        await self._load_user_early()
+        await self._prepare()
         self._prepared = True
         if self._finished:
             return
@@ -674,6 +705,26 @@ class RequestHandler(
             )
         if not self._finished:
             await self.finish()
+
+    async def _load_user_early(self) -> None:
+        # An async get_current_user() is awaited before prepare(), so that
+        # current_user is plain data from then on. Whether it is async is
+        # decided once per class (inspect costs more than the request's
+        # other hooks together).
+        if self._current_user is not auth.UNKNOWN_USER:
+            return
+        kind = hook_kind(self, "get_current_user", RequestHandler)
+        if kind == INHERITED:
+            return  # the default returns None, synchronously
+        if kind == COROUTINE or auth.loads_user_async(self.get_current_user):
+            self._current_user = await self.get_current_user()
+
+    async def _prepare(self) -> None:
+        kind = hook_kind(self, "prepare", RequestHandler)
+        if kind == COROUTINE:
+            await self.prepare()  # type: ignore[misc]
+        elif kind == OTHER:
+            await _maybe_await(self.prepare())
 
     async def _execute(
         self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]

@@ -45,6 +45,7 @@ from .errors import HTTPError
 from .handler_arguments import HandlerArguments
 from .handler_cookies import HandlerCookies
 from .handler_errors import HandlerErrors
+from .handler_plan import plan_for
 from .httputil import (
     HTTPHeaders,
     is_valid_header_name,
@@ -183,6 +184,13 @@ class RequestHandler(
     path_args: list[str | None]
     path_kwargs: dict[str, str | None]
 
+    # Per-request state whose start values are immutable: class attributes,
+    # so that __init__ need not set them on every request.
+    _finished: bool = False
+    _prepared: bool = False
+    _current_user: Any = auth.UNKNOWN_USER
+    _xsrf: auth.XSRF | None = None
+
     def __init__(
         self,
         application: Application,
@@ -193,11 +201,7 @@ class RequestHandler(
         self.application = application
         self.request = request
         self._exchange = exchange
-        self._finished = False
-        self._prepared = False
         self._new_cookie: dict[str, str] = {}
-        self._current_user: Any = auth.UNKNOWN_USER
-        self._xsrf: auth.XSRF | None = None
         self.path_args = []
         self.path_kwargs = {}
         self.ui: dict[str, Any] = {}
@@ -278,7 +282,7 @@ class RequestHandler(
                 choice, self.settings, self.request.protocol == "https"
             ):
                 self._headers[name] = value
-        if hook_kind(self, "set_default_headers", RequestHandler) != INHERITED:
+        if plan_for(self, RequestHandler).set_default_headers:
             self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._encoder: compression.ResponseEncoder | None = None
@@ -548,10 +552,7 @@ class RequestHandler(
         # compute_etag() is overridden: the same tag (the SHA-1 of the
         # body), set without set_header()'s checks, which a hex digest in
         # quotes passes by construction.
-        if (
-            hook_kind(self, "compute_etag", RequestHandler) != INHERITED
-            or hook_kind(self, "set_etag_header", RequestHandler) != INHERITED
-        ):
+        if plan_for(self, RequestHandler).etag:
             self.set_etag_header()
             return
         buffer = self._write_buffer
@@ -561,7 +562,7 @@ class RequestHandler(
     def _etag_matches(self) -> bool:
         # check_etag_header(), reading If-None-Match without building the
         # request's header dict when the method is not overridden.
-        if hook_kind(self, "check_etag_header", RequestHandler) != INHERITED:
+        if plan_for(self, RequestHandler).etag:
             return self.check_etag_header()
         if_none_match = self.request._header(b"if-none-match", "If-None-Match")
         if not if_none_match:
@@ -713,14 +714,14 @@ class RequestHandler(
         # other hooks together).
         if self._current_user is not auth.UNKNOWN_USER:
             return
-        kind = hook_kind(self, "get_current_user", RequestHandler)
+        kind = plan_for(self, RequestHandler).get_current_user
         if kind == INHERITED:
             return  # the default returns None, synchronously
         if kind == COROUTINE or auth.loads_user_async(self.get_current_user):
             self._current_user = await self.get_current_user()
 
     async def _prepare(self) -> None:
-        kind = hook_kind(self, "prepare", RequestHandler)
+        kind = plan_for(self, RequestHandler).prepare
         if kind == COROUTINE:
             await self.prepare()  # type: ignore[misc]
         elif kind == OTHER:
@@ -755,7 +756,7 @@ class RequestHandler(
         finally:
             try:
                 # The inherited no-op is not worth its deadline's cancel scope.
-                if hook_kind(self, "on_finish", RequestHandler) != INHERITED:
+                if plan_for(self, RequestHandler).on_finish:
                     await self._run_hook(self.on_finish)
             finally:
                 # Uploaded files' temporary files go with the request,

@@ -458,13 +458,15 @@ class RequestHandler(
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
-                    # The client may hold the compressed variant's tag.
-                    self._headers["ETag"] = (
-                        compression.matching_etag(
-                            self.request.headers["If-None-Match"], self._headers["ETag"]
+                    # The client may hold the compressed variant's tag. (An
+                    # overridden check_etag_header() may answer 304 with no
+                    # If-None-Match, or with no ETag: as in Tornado.)
+                    etag = self._headers.get("ETag")
+                    if etag is not None:
+                        if_none_match = self.request.headers.get("If-None-Match", "")
+                        self._headers["ETag"] = (
+                            compression.matching_etag(if_none_match, etag) or etag
                         )
-                        or self._headers["ETag"]
-                    )
             body = b"".join(self._write_buffer)
             if status in (204, 304) or 100 <= status < 200:
                 if body:

@@ -45,7 +45,7 @@ from .errors import HTTPError
 from .handler_arguments import HandlerArguments
 from .handler_cookies import HandlerCookies
 from .handler_errors import HandlerErrors
-from .handler_plan import plan_for
+from .handler_plan import HandlerPlan, plan_for
 from .httputil import (
     HTTPHeaders,
     is_valid_header_name,
@@ -453,8 +453,10 @@ class RequestHandler(
                 and self.request.method in ("GET", "HEAD")
                 and "ETag" not in fields
             ):
-                self._set_etag()
-                if self._etag_matches():
+                # Both ETag steps go through the methods if any is overridden.
+                inherited = not plan_for(self, RequestHandler).etag
+                self._set_etag(inherited)
+                if self._etag_matches(inherited):
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
@@ -549,22 +551,22 @@ class RequestHandler(
 
     # -- ETags ----------------------------------------------------------------
 
-    def _set_etag(self) -> None:
+    def _set_etag(self, inherited: bool) -> None:
         # set_etag_header(), without its calls when neither it nor
         # compute_etag() is overridden: the same tag (the SHA-1 of the
         # body), set without set_header()'s checks, which a hex digest in
         # quotes passes by construction.
-        if plan_for(self, RequestHandler).etag:
+        if not inherited:
             self.set_etag_header()
             return
         buffer = self._write_buffer
         digest = hashlib.sha1(buffer[0] if len(buffer) == 1 else b"".join(buffer))
         self._headers._as_list["ETag"] = [f'"{digest.hexdigest()}"']
 
-    def _etag_matches(self) -> bool:
+    def _etag_matches(self, inherited: bool) -> bool:
         # check_etag_header(), reading If-None-Match without building the
         # request's header dict when the method is not overridden.
-        if plan_for(self, RequestHandler).etag:
+        if not inherited:
             return self.check_etag_header()
         if_none_match = self.request._header(b"if-none-match", "If-None-Match")
         if not if_none_match:
@@ -655,27 +657,33 @@ class RequestHandler(
             # HEAD is GET without the body: the engine drops the body and
             # keeps the Content-Length GET would send.
             name = "get"
-        self.path_args = [
-            self.decode_argument(arg) if arg is not None else None for arg in path_args
-        ]
-        self.path_kwargs = {
-            key: self.decode_argument(arg, name=key) if arg is not None else None
-            for key, arg in path_kwargs.items()
-        }
+        if path_args:
+            self.path_args = [
+                self.decode_argument(arg) if arg is not None else None
+                for arg in path_args
+            ]
+        if path_kwargs:
+            self.path_kwargs = {
+                key: self.decode_argument(arg, name=key) if arg is not None else None
+                for key, arg in path_kwargs.items()
+            }
         if self.max_body_size is not None:
             self._exchange.max_body_size = self.max_body_size
-        # Refused from the headers alone: the body is never waited for.
-        error = auth.cross_origin_error(
-            self.request, self.settings, self.check_trusted_origin
-        )
-        if error is not None:
-            raise HTTPError(403, "%s", error)
+        settings = self.settings
+        if settings.get("cross_origin_protection"):
+            # Refused from the headers alone: the body is never waited for.
+            error = auth.cross_origin_error(
+                self.request, settings, self.check_trusted_origin
+            )
+            if error is not None:
+                raise HTTPError(403, "%s", error)
         if not self._implements(name):
             # As in Tornado, prepare() runs first: a catch-all handler that
             # only has prepare() (to 404 or redirect) answers with it. The
             # body of a request nobody serves is never read.
-            await self._load_user_early()
-            await self._prepare()
+            plan = plan_for(self, RequestHandler)
+            await self._load_user_early(plan)
+            await self._prepare(plan)
             self._prepared = True
             if not self._finished:
                 raise HTTPError(405)
@@ -684,12 +692,13 @@ class RequestHandler(
         streaming = self.stream_request_body
         if not streaming:
             await self._read_body()
-        if self.settings.get("xsrf_cookies") and method not in auth.SAFE_METHODS:
+        if settings.get("xsrf_cookies") and method not in auth.SAFE_METHODS:
             # A streamed body is not read yet: its token must come in a
             # header or the query string, as with Tornado.
             self.check_xsrf_cookie()
-        await self._load_user_early()
-        await self._prepare()
+        plan = plan_for(self, RequestHandler)
+        await self._load_user_early(plan)
+        await self._prepare(plan)
         self._prepared = True
         if self._finished:
             return
@@ -709,21 +718,21 @@ class RequestHandler(
         if not self._finished:
             await self.finish()
 
-    async def _load_user_early(self) -> None:
+    async def _load_user_early(self, plan: HandlerPlan) -> None:
         # An async get_current_user() is awaited before prepare(), so that
         # current_user is plain data from then on. Whether it is async is
         # decided once per class (inspect costs more than the request's
         # other hooks together).
         if self._current_user is not auth.UNKNOWN_USER:
             return
-        kind = plan_for(self, RequestHandler).get_current_user
+        kind = plan.get_current_user
         if kind == INHERITED:
             return  # the default returns None, synchronously
         if kind == COROUTINE or auth.loads_user_async(self.get_current_user):
             self._current_user = await self.get_current_user()
 
-    async def _prepare(self) -> None:
-        kind = plan_for(self, RequestHandler).prepare
+    async def _prepare(self, plan: HandlerPlan) -> None:
+        kind = plan.prepare
         if kind == COROUTINE:
             await self.prepare()  # type: ignore[misc]
         elif kind == OTHER:

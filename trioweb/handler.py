@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import re
@@ -45,6 +44,7 @@ from .errors import HTTPError
 from .handler_arguments import HandlerArguments
 from .handler_cookies import HandlerCookies
 from .handler_errors import HandlerErrors
+from .handler_etag import HandlerEtags
 from .handler_plan import HandlerPlan, plan_for
 from .httputil import (
     HTTPHeaders,
@@ -120,14 +120,15 @@ def _unsupported(*args: Any, **kwargs: Any) -> NoReturn:
 # Most of Tornado's methods live beside the concept they serve, each group in
 # a mixin of its own module that declares (for mypy only) what it uses of
 # this class: deadlines and concurrency (overload.py), the request body
-# (body.py), error pages (handler_errors.py), arguments
-# (handler_arguments.py), cookies (handler_cookies.py), signed cookies, XSRF
+# (body.py), error pages (handler_errors.py), ETags (handler_etag.py),
+# arguments (handler_arguments.py), cookies (handler_cookies.py), signed cookies, XSRF
 # and logins (auth.py), templates (templates.py). Here: the request's run,
 # status and headers, and output.
 class RequestHandler(
     HandlerLimits,
     HandlerBody,
     HandlerErrors,
+    HandlerEtags,
     HandlerArguments,
     HandlerCookies,
     HandlerSecurity,
@@ -548,55 +549,6 @@ class RequestHandler(
         self.set_header("Location", _NON_ASCII.sub(_percent_encode, url))
         self.set_status(status)
         await self.finish()
-
-    # -- ETags ----------------------------------------------------------------
-
-    def _set_etag(self, inherited: bool) -> None:
-        # set_etag_header(), without its calls when neither it nor
-        # compute_etag() is overridden: the same tag (the SHA-1 of the
-        # body), set without set_header()'s checks, which a hex digest in
-        # quotes passes by construction.
-        if not inherited:
-            self.set_etag_header()
-            return
-        buffer = self._write_buffer
-        digest = hashlib.sha1(buffer[0] if len(buffer) == 1 else b"".join(buffer))
-        self._headers._as_list["ETag"] = [f'"{digest.hexdigest()}"']
-
-    def _etag_matches(self, inherited: bool) -> bool:
-        # check_etag_header(), reading If-None-Match without building the
-        # request's header dict when the method is not overridden.
-        if not inherited:
-            return self.check_etag_header()
-        if_none_match = self.request._header(b"if-none-match", "If-None-Match")
-        if not if_none_match:
-            return False
-        etag = self._headers.get("ETag")
-        if not etag:
-            return False
-        return compression.etag_matches_encoded(if_none_match, etag)
-
-    def compute_etag(self) -> str | None:
-        """The ETag for the buffered body; return None to send no ETag."""
-        hasher = hashlib.sha1()
-        for part in self._write_buffer:
-            hasher.update(part)
-        return f'"{hasher.hexdigest()}"'
-
-    def set_etag_header(self) -> None:
-        """Set ``ETag`` from :meth:`compute_etag` (unless it returns None)."""
-        etag = self.compute_etag()
-        if etag is not None:
-            self.set_header("ETag", etag)
-
-    def check_etag_header(self) -> bool:
-        """Whether the request's ``If-None-Match`` matches our ``ETag``."""
-        etag = self._headers.get("ETag")
-        if_none_match = self.request.headers.get("If-None-Match")
-        if not etag or not if_none_match:
-            return False
-        # A client may revalidate with the tag of the compressed variant.
-        return compression.etag_matches_encoded(if_none_match, etag)
 
     # -- server-sent events, compression -------------------------------------
     # Thin doors: the logic lives in sse.py and compression.py.

@@ -10,14 +10,16 @@ whose hooks change shape in a subclass.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable
 from typing import Any
 
 import trio
 from helpers import fetch
 
-from trioweb import RequestHandler
+from trioweb import Application, RequestHandler
 from trioweb._concurrency import COROUTINE, INHERITED, OTHER, hook_kind
+from trioweb.testing import TestClient
 
 
 async def test_a_plain_method_returning_an_awaitable_is_awaited() -> None:
@@ -110,3 +112,91 @@ def test_hook_kind_tells_the_shapes_apart() -> None:
     assert hook_kind(plain, "on_finish", RequestHandler) == INHERITED
     coro.on_finish = lambda: None  # type: ignore[method-assign,assignment,return-value]
     assert hook_kind(coro, "on_finish", RequestHandler) == OTHER
+
+
+# -- the per-class plan (trioweb/handler_plan.py) ------------------------------------
+
+
+async def test_an_instance_hook_is_seen_after_the_class_plan_is_cached() -> None:
+    # The first request caches the class's plan (prepare inherited); the
+    # second sets prepare on the instance, which must still be called.
+    calls: list[str] = []
+
+    class H(RequestHandler):
+        def initialize(self, **kwargs: Any) -> None:
+            if self.get_query_argument("hook", None):
+
+                def prepare() -> None:
+                    calls.append("instance prepare")
+
+                self.prepare = prepare  # type: ignore[method-assign,assignment]
+
+        async def get(self) -> None:
+            self.write("ok")
+
+    app = Application([("/", H)])
+    async with TestClient(app) as client:
+        assert (await client.get("/")).status == 200
+        assert calls == []
+        assert (await client.get("/?hook=1")).status == 200
+    assert calls == ["instance prepare"]
+
+
+async def test_an_overridden_check_etag_header_alone_decides_the_304() -> None:
+    class H(RequestHandler):
+        def check_etag_header(self) -> bool:
+            return self.request.headers.get("X-Fresh") == "yes"
+
+        async def get(self) -> None:
+            self.write("body")
+
+    assert (await fetch(H, headers={"X-Fresh": "yes"})).status == 304
+    assert (await fetch(H, headers={"If-None-Match": "*"})).status == 200
+
+
+async def test_set_default_headers_of_a_subclass_is_called() -> None:
+    class Base(RequestHandler):
+        async def get(self) -> None:
+            self.write("ok")
+
+    class WithDefaults(Base):
+        def set_default_headers(self) -> None:
+            self.set_header("X-Default", "1")
+
+    assert "X-Default" not in (await fetch(Base)).headers
+    assert (await fetch(WithDefaults)).headers["X-Default"] == "1"
+
+
+async def test_the_etag_covers_every_write_and_sees_changed_request_headers() -> None:
+    class H(RequestHandler):
+        def prepare(self) -> None:
+            # A change to the request's headers (which builds their dict)
+            # is what the 304 decision sees.
+            if self.get_query_argument("tag", None):
+                self.request.headers["If-None-Match"] = self.get_query_argument("tag")
+
+        async def get(self) -> None:
+            self.write("one ")
+            self.write(b"two")
+
+    tag = f'"{hashlib.sha1(b"one two").hexdigest()}"'
+    assert (await fetch(H)).headers["ETag"] == tag
+    assert (await fetch(H, params={"tag": tag})).status == 304
+
+
+async def test_an_overridden_check_etag_header_may_answer_304_without_any_tag() -> None:
+    # Regression: the 304 path read If-None-Match and ETag with [] and
+    # answered 500 when either was missing.
+    class H(RequestHandler):
+        def compute_etag(self) -> str | None:
+            return None
+
+        def check_etag_header(self) -> bool:
+            return True
+
+        async def get(self) -> None:
+            self.write("body")
+
+    r = await fetch(H)
+    assert r.status == 304
+    assert "ETag" not in r.headers

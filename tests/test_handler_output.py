@@ -933,3 +933,26 @@ async def test_etag_set_by_the_handler_is_kept() -> None:
     r = await fetch(H, headers={"If-None-Match": '"mine"'})
     assert (r.status, r.body) == (304, b"")
     assert "Content-Type" not in r.headers
+
+
+async def test_constant_bodies_get_their_own_tags_request_after_request() -> None:
+    # finish() keeps the tag of a body written as one bytes object (by the
+    # object): two constants served in turn must each keep their own tag,
+    # and a fresh body with equal bytes gets the equal tag.
+    first, second = b"first constant", b"second constant"
+
+    class H(RequestHandler):
+        def get(self) -> None:
+            which = self.get_query_argument("which")
+            if which == "fresh":
+                self.write(bytes(bytearray(first)))
+            else:
+                self.write(first if which == "1" else second)
+
+    def tag(body: bytes) -> str:
+        return f'"{hashlib.sha1(body).hexdigest()}"'
+
+    async with TestClient(Application([("/", H)])) as client:
+        for which in ("1", "2", "1", "2", "fresh"):
+            r = await client.get("/", params={"which": which})
+            assert r.headers["ETag"] == tag(second if which == "2" else first)

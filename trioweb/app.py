@@ -343,7 +343,10 @@ class Application:
         if config.proxy_headers or self.settings.get("xheaders"):
             _apply_proxy_headers(exchange, _trusted(config.forwarded_allow_ips))
         request = HTTPServerRequest.from_exchange(exchange, self.settings)
-        match = self.router.find(request.host_name, request.path)
+        router = self.router
+        # request.host_name is worked out on first use: only virtual hosts
+        # need it here.
+        match = router.find(request.host_name if router.uses_host else "", request.path)
         handler_class: type[RequestHandler]
         if match is not None:
             handler_class = match.spec.handler_class

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import re
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import trio
 
 from . import auth, compression, sse
-from ._concurrency import COROUTINE, INHERITED, hook_kind, run_hook
+from ._concurrency import COROUTINE, INHERITED, OTHER, hook_kind, run_hook
 from ._concurrency import maybe_await as _maybe_await  # the name it had here
 from .auth import HandlerSecurity
 from .body import HandlerBody
@@ -45,6 +44,8 @@ from .errors import HTTPError
 from .handler_arguments import HandlerArguments
 from .handler_cookies import HandlerCookies
 from .handler_errors import HandlerErrors
+from .handler_etag import HandlerEtags
+from .handler_plan import HandlerPlan, plan_for
 from .httputil import (
     HTTPHeaders,
     is_valid_header_name,
@@ -119,14 +120,15 @@ def _unsupported(*args: Any, **kwargs: Any) -> NoReturn:
 # Most of Tornado's methods live beside the concept they serve, each group in
 # a mixin of its own module that declares (for mypy only) what it uses of
 # this class: deadlines and concurrency (overload.py), the request body
-# (body.py), error pages (handler_errors.py), arguments
-# (handler_arguments.py), cookies (handler_cookies.py), signed cookies, XSRF
+# (body.py), error pages (handler_errors.py), ETags (handler_etag.py),
+# arguments (handler_arguments.py), cookies (handler_cookies.py), signed cookies, XSRF
 # and logins (auth.py), templates (templates.py). Here: the request's run,
 # status and headers, and output.
 class RequestHandler(
     HandlerLimits,
     HandlerBody,
     HandlerErrors,
+    HandlerEtags,
     HandlerArguments,
     HandlerCookies,
     HandlerSecurity,
@@ -183,6 +185,13 @@ class RequestHandler(
     path_args: list[str | None]
     path_kwargs: dict[str, str | None]
 
+    # Per-request state whose start values are immutable: class attributes,
+    # so that __init__ need not set them on every request.
+    _finished: bool = False
+    _prepared: bool = False
+    _current_user: Any = auth.UNKNOWN_USER
+    _xsrf: auth.XSRF | None = None
+
     def __init__(
         self,
         application: Application,
@@ -193,11 +202,7 @@ class RequestHandler(
         self.application = application
         self.request = request
         self._exchange = exchange
-        self._finished = False
-        self._prepared = False
         self._new_cookie: dict[str, str] = {}
-        self._current_user: Any = auth.UNKNOWN_USER
-        self._xsrf: auth.XSRF | None = None
         self.path_args = []
         self.path_kwargs = {}
         self.ui: dict[str, Any] = {}
@@ -269,11 +274,17 @@ class RequestHandler(
     def clear(self) -> None:
         """Reset headers, status and the unsent body to their defaults."""
         self._headers = _DEFAULT_HEADERS.copy()
-        for name, value in auth.security_header_fields(
-            self.security_headers, self.settings, self.request.protocol == "https"
-        ):
-            self._headers[name] = value
-        self.set_default_headers()
+        choice = self.security_headers
+        if choice is None:
+            choice = self.application.settings.get("security_headers")
+        # Off is the default: then there is nothing to ask auth.py for.
+        if choice is not None and choice is not False:
+            for name, value in auth.security_header_fields(
+                choice, self.settings, self.request.protocol == "https"
+            ):
+                self._headers[name] = value
+        if plan_for(self, RequestHandler).set_default_headers:
+            self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._encoder: compression.ResponseEncoder | None = None
         self._status_code = 200
@@ -435,23 +446,30 @@ class RequestHandler(
             self.write(chunk)
         if not self._headers_written:
             status = self._status_code
+            # Names are stored normalized: the handler's own look-ups go to
+            # the dict itself.
+            fields = self._headers._as_list
             if (
                 status == 200
                 and self.request.method in ("GET", "HEAD")
-                and "ETag" not in self._headers
+                and "ETag" not in fields
             ):
-                self.set_etag_header()
-                if self.check_etag_header():
+                # Both ETag steps go through the methods if any is overridden.
+                inherited = not plan_for(self, RequestHandler).etag
+                self._set_etag(inherited)
+                if self._etag_matches(inherited):
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
-                    # The client may hold the compressed variant's tag.
-                    self._headers["ETag"] = (
-                        compression.matching_etag(
-                            self.request.headers["If-None-Match"], self._headers["ETag"]
+                    # The client may hold the compressed variant's tag. (An
+                    # overridden check_etag_header() may answer 304 with no
+                    # If-None-Match, or with no ETag: as in Tornado.)
+                    etag = self._headers.get("ETag")
+                    if etag is not None:
+                        if_none_match = self.request.headers.get("If-None-Match", "")
+                        self._headers["ETag"] = (
+                            compression.matching_etag(if_none_match, etag) or etag
                         )
-                        or self._headers["ETag"]
-                    )
             body = b"".join(self._write_buffer)
             if status in (204, 304) or 100 <= status < 200:
                 if body:
@@ -466,8 +484,9 @@ class RequestHandler(
                     self.request.method, self._headers, body
                 )
                 body = self._start_encoding(body, end=not streamed)
-                if "Content-Length" not in self._headers and not streamed:
-                    self._headers["Content-Length"] = str(len(body))
+                fields = self._headers._as_list
+                if "Content-Length" not in fields and not streamed:
+                    fields["Content-Length"] = [str(len(body))]
             # Finished from here on, unless the head is refused before
             # anything is sent: then the caller's error page still can be.
             self._finished = True
@@ -531,30 +550,6 @@ class RequestHandler(
         self.set_status(status)
         await self.finish()
 
-    # -- ETags ----------------------------------------------------------------
-
-    def compute_etag(self) -> str | None:
-        """The ETag for the buffered body; return None to send no ETag."""
-        hasher = hashlib.sha1()
-        for part in self._write_buffer:
-            hasher.update(part)
-        return f'"{hasher.hexdigest()}"'
-
-    def set_etag_header(self) -> None:
-        """Set ``ETag`` from :meth:`compute_etag` (unless it returns None)."""
-        etag = self.compute_etag()
-        if etag is not None:
-            self.set_header("ETag", etag)
-
-    def check_etag_header(self) -> bool:
-        """Whether the request's ``If-None-Match`` matches our ``ETag``."""
-        etag = self._headers.get("ETag")
-        if_none_match = self.request.headers.get("If-None-Match")
-        if not etag or not if_none_match:
-            return False
-        # A client may revalidate with the tag of the compressed variant.
-        return compression.etag_matches_encoded(if_none_match, etag)
-
     # -- server-sent events, compression -------------------------------------
     # Thin doors: the logic lives in sse.py and compression.py.
 
@@ -614,30 +609,33 @@ class RequestHandler(
             # HEAD is GET without the body: the engine drops the body and
             # keeps the Content-Length GET would send.
             name = "get"
-        self.path_args = [
-            self.decode_argument(arg) if arg is not None else None for arg in path_args
-        ]
-        self.path_kwargs = {
-            key: self.decode_argument(arg, name=key) if arg is not None else None
-            for key, arg in path_kwargs.items()
-        }
+        if path_args:
+            self.path_args = [
+                self.decode_argument(arg) if arg is not None else None
+                for arg in path_args
+            ]
+        if path_kwargs:
+            self.path_kwargs = {
+                key: self.decode_argument(arg, name=key) if arg is not None else None
+                for key, arg in path_kwargs.items()
+            }
         if self.max_body_size is not None:
             self._exchange.max_body_size = self.max_body_size
-        # Refused from the headers alone: the body is never waited for.
-        error = auth.cross_origin_error(
-            self.request, self.settings, self.check_trusted_origin
-        )
-        if error is not None:
-            raise HTTPError(403, "%s", error)
+        settings = self.settings
+        if settings.get("cross_origin_protection"):
+            # Refused from the headers alone: the body is never waited for.
+            error = auth.cross_origin_error(
+                self.request, settings, self.check_trusted_origin
+            )
+            if error is not None:
+                raise HTTPError(403, "%s", error)
         if not self._implements(name):
             # As in Tornado, prepare() runs first: a catch-all handler that
             # only has prepare() (to 404 or redirect) answers with it. The
             # body of a request nobody serves is never read.
-            if self._current_user is auth.UNKNOWN_USER and auth.loads_user_async(
-                self.get_current_user
-            ):
-                self._current_user = await self.get_current_user()
-            await _maybe_await(self.prepare())
+            plan = plan_for(self, RequestHandler)
+            await self._load_user_early(plan)
+            await self._prepare(plan)
             self._prepared = True
             if not self._finished:
                 raise HTTPError(405)
@@ -646,16 +644,13 @@ class RequestHandler(
         streaming = self.stream_request_body
         if not streaming:
             await self._read_body()
-        if self.settings.get("xsrf_cookies") and method not in auth.SAFE_METHODS:
+        if settings.get("xsrf_cookies") and method not in auth.SAFE_METHODS:
             # A streamed body is not read yet: its token must come in a
             # header or the query string, as with Tornado.
             self.check_xsrf_cookie()
-        if self._current_user is auth.UNKNOWN_USER and auth.loads_user_async(
-            self.get_current_user
-        ):
-            self._current_user = await self.get_current_user()
-        if hook_kind(self, "prepare", RequestHandler) != INHERITED:
-            await _maybe_await(self.prepare())
+        plan = plan_for(self, RequestHandler)
+        await self._load_user_early(plan)
+        await self._prepare(plan)
         self._prepared = True
         if self._finished:
             return
@@ -674,6 +669,26 @@ class RequestHandler(
             )
         if not self._finished:
             await self.finish()
+
+    async def _load_user_early(self, plan: HandlerPlan) -> None:
+        # An async get_current_user() is awaited before prepare(), so that
+        # current_user is plain data from then on. Whether it is async is
+        # decided once per class (inspect costs more than the request's
+        # other hooks together).
+        if self._current_user is not auth.UNKNOWN_USER:
+            return
+        kind = plan.get_current_user
+        if kind == INHERITED:
+            return  # the default returns None, synchronously
+        if kind == COROUTINE or auth.loads_user_async(self.get_current_user):
+            self._current_user = await self.get_current_user()
+
+    async def _prepare(self, plan: HandlerPlan) -> None:
+        kind = plan.prepare
+        if kind == COROUTINE:
+            await self.prepare()  # type: ignore[misc]
+        elif kind == OTHER:
+            await _maybe_await(self.prepare())
 
     async def _execute(
         self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]
@@ -704,7 +719,7 @@ class RequestHandler(
         finally:
             try:
                 # The inherited no-op is not worth its deadline's cancel scope.
-                if hook_kind(self, "on_finish", RequestHandler) != INHERITED:
+                if plan_for(self, RequestHandler).on_finish:
                     await self._run_hook(self.on_finish)
             finally:
                 # Uploaded files' temporary files go with the request,

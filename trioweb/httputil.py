@@ -325,7 +325,10 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
 
     def copy(self) -> HTTPHeaders:
         """Return an independent copy, with every value of every name."""
-        new = type(self)()
+        cls = type(self)
+        # Every response starts as a copy of a template: skip __init__'s
+        # argument handling when there is no subclass __init__ to run.
+        new = cls.__new__(cls) if cls is HTTPHeaders else cls()
         new._as_list = {name: list(values) for name, values in self._as_list.items()}
         return new
 

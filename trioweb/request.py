@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 
 from . import forms, multipart
@@ -34,11 +33,32 @@ if TYPE_CHECKING:
 
 __all__ = ["HTTPServerRequest"]
 
+# "HTTP/" + the version, without a new string each request.
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+
+# Host values found well-formed: a server sees the same few on every
+# request, and a set lookup is cheaper than the regex. Bounded (emptied
+# when full), so that hosts that differ per request cannot grow it.
+_VALID_HOSTS: set[str] = set()
+_VALID_HOSTS_LIMIT = 256
+
+
+def _raw_header(raw: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The value of field ``name`` (lowercase) in the engine's byte pairs,
+    as ``HTTPHeaders.get`` would give it: latin-1, repeated fields joined
+    with ``","``; None when absent."""
+    found = None
+    for field, value in raw:
+        if field == name:
+            text = value.decode("latin-1")
+            found = text if found is None else found + "," + text
+    return found
+
+
 # An absolute-form request target: scheme, authority, and the rest.
 _ABSOLUTE_FORM = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)
 
 
-@attrs.define(eq=False, repr=False)
 class HTTPServerRequest:
     """A parsed HTTP request.
 
@@ -72,37 +92,114 @@ class HTTPServerRequest:
         does not include it; a URL the application makes for the client
         should.
 
-    The argument dicts and ``files`` are parsed on first use, not before:
-    a request whose handler never asks for them costs nothing to parse.
+    Most of it is built on first use, not before: ``headers`` (the
+    engine's ``(name, value)`` byte pairs become a dict when first asked
+    for), ``host_name``, ``cookies``, the argument dicts and ``files``. A
+    request whose handler never asks for them costs nothing to parse.
     Parsing is capped by the application's settings (``max_form_fields``,
     ``max_multipart_parts``, ...); a request over a cap is a 400, raised
     where the handler first asks.
     """
+
+    # Slotted: one of these is made for every request, and most of what it
+    # holds is filled in on first use (None until then).
+    __slots__ = (
+        "_arguments",
+        "_body_arguments",
+        "_cookies",
+        "_files",
+        "_headers",
+        "_host",
+        "_host_name",
+        "_open_files",
+        "_query_arguments",
+        "_raw_headers",
+        "_settings",
+        "_start_time",
+        "_stream",
+        "body",
+        "exchange",
+        "id",
+        "method",
+        "path",
+        "protocol",
+        "query",
+        "remote_ip",
+        "root_path",
+        "uri",
+        "version",
+    )
 
     method: str
     uri: str
     path: str
     query: str
     version: str
-    headers: HTTPHeaders
     remote_ip: str
     protocol: str
-    host: str
-    host_name: str
-    body: bytes = b""
-    exchange: Exchange | None = None
-    id: str | None = None
-    root_path: str = ""
-    _start_time: float = 0.0
-    _cookies: http.cookies.SimpleCookie | None = None
-    #: The application's settings: the input caps.
-    _settings: Mapping[str, Any] = attrs.field(factory=dict, alias="settings")
-    _query_arguments: dict[str, list[bytes]] | None = None
-    _body_arguments: dict[str, list[bytes]] | None = None
-    _arguments: dict[str, list[bytes]] | None = None
-    _files: dict[str, list[UploadedFile]] | None = None
-    _open_files: list[UploadedFile] = attrs.Factory(list)
-    _stream: BodyStream | None = None
+    body: bytes
+    exchange: Exchange | None
+    id: str | None
+    root_path: str
+    _start_time: float
+    _settings: Mapping[str, Any]
+    _headers: HTTPHeaders | None
+    _raw_headers: list[tuple[bytes, bytes]]
+    _host: str
+    _host_name: str | None
+    _cookies: http.cookies.SimpleCookie | None
+    _query_arguments: dict[str, list[bytes]] | None
+    _body_arguments: dict[str, list[bytes]] | None
+    _arguments: dict[str, list[bytes]] | None
+    _files: dict[str, list[UploadedFile]] | None
+    _open_files: list[UploadedFile] | None
+    _stream: BodyStream | None
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        path: str,
+        query: str,
+        version: str,
+        headers: HTTPHeaders,
+        remote_ip: str,
+        protocol: str,
+        host: str,
+        host_name: str | None = None,
+        body: bytes = b"",
+        exchange: Exchange | None = None,
+        id: str | None = None,
+        root_path: str = "",
+        start_time: float = 0.0,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Build a request from its parts (tests do; the server uses
+        :meth:`from_exchange`). ``host_name`` defaults to ``host``'s."""
+        self.method = method
+        self.uri = uri
+        self.path = path
+        self.query = query
+        self.version = version
+        self._headers = headers
+        self._raw_headers = []
+        self.remote_ip = remote_ip
+        self.protocol = protocol
+        self._host = host
+        self._host_name = host_name
+        self.body = body
+        self.exchange = exchange
+        self.id = id
+        self.root_path = root_path
+        self._start_time = start_time
+        self._settings = settings if settings is not None else {}
+        self._cookies = None
+        self._query_arguments = None
+        self._body_arguments = None
+        self._arguments = None
+        self._files = None
+        self._open_files = None
+        self._stream = None
 
     @classmethod
     def from_exchange(
@@ -114,45 +211,103 @@ class HTTPServerRequest:
         the authority of an absolute-form target) is not ``host[:port]``;
         the engine answers it.
         """
-        headers = HTTPHeaders.from_raw(exchange.headers)
+        raw = exchange.headers
         uri = exchange.target
-        host = headers.get("Host")
-        absolute = None if uri.startswith("/") else _ABSOLUTE_FORM.fullmatch(uri)
-        if absolute is not None:
-            # RFC 9112 3.2.2: a server must accept the absolute-form
-            # ("GET http://example.com/a HTTP/1.1") and take the host from
-            # it, not from the Host header. The path is routed as usual.
-            authority = absolute.group(2).rpartition("@")[2]
-            if authority:
-                host = authority
-            uri = absolute.group(3)
-            if not uri.startswith("/"):
-                uri = "/" + uri
-        path, _, query = uri.partition("?")
-        if host and not is_valid_host(host):
-            # RFC 9112 3.2: a 400, before anything (routing, a handler)
-            # takes the host -- or a port of 5,000 digits -- at its word.
-            raise HTTPError(400, "invalid Host %r", host[:100])
-        if not host:
+        host = _raw_header(raw, b"host")
+        if uri[:1] != "/":
+            absolute = _ABSOLUTE_FORM.fullmatch(uri)
+            if absolute is not None:
+                # RFC 9112 3.2.2: a server must accept the absolute-form
+                # ("GET http://example.com/a HTTP/1.1") and take the host
+                # from it, not from the Host header. The path is routed as
+                # usual.
+                authority = absolute.group(2).rpartition("@")[2]
+                if authority:
+                    host = authority
+                uri = absolute.group(3)
+                if not uri.startswith("/"):
+                    uri = "/" + uri
+        if host:
+            if host not in _VALID_HOSTS:
+                if not is_valid_host(host):
+                    # RFC 9112 3.2: a 400, before anything (routing, a
+                    # handler) takes the host -- or a port of 5,000 digits
+                    # -- at its word.
+                    raise HTTPError(400, "invalid Host %r", host[:100])
+                if len(_VALID_HOSTS) >= _VALID_HOSTS_LIMIT:
+                    _VALID_HOSTS.clear()
+                _VALID_HOSTS.add(host)
+        else:
             server = exchange.server
             host = f"{server[0]}:{server[1]}" if server else "127.0.0.1"
-        return cls(
-            method=exchange.method,
-            uri=uri,
-            path=path,
-            query=query,
-            version="HTTP/" + exchange.http_version,
-            headers=headers,
-            remote_ip=exchange.client[0] if exchange.client else "",
-            protocol=exchange.scheme,
-            host=host,
-            host_name=split_host_and_port(host.lower())[0],
-            exchange=exchange,
-            id=exchange.request_id,
-            root_path=exchange.config.root_path,
-            start_time=exchange.start_time,
-            settings=settings if settings is not None else {},
-        )
+        # Not through __init__: this runs once a request, and the fields
+        # below are all it needs to set.
+        request = cls.__new__(cls)
+        request.method = exchange.method
+        request.uri = uri
+        request.path, _, request.query = uri.partition("?")
+        version = exchange.http_version
+        request.version = _VERSIONS.get(version) or "HTTP/" + version
+        request._headers = None
+        request._raw_headers = raw
+        client = exchange.client
+        request.remote_ip = client[0] if client else ""
+        request.protocol = exchange.scheme
+        request._host = host
+        request._host_name = None
+        request.body = b""
+        request.exchange = exchange
+        request.id = exchange.request_id
+        request.root_path = exchange.config.root_path
+        request._start_time = exchange.start_time
+        request._settings = settings if settings is not None else {}
+        request._cookies = None
+        request._query_arguments = None
+        request._body_arguments = None
+        request._arguments = None
+        request._files = None
+        request._open_files = None
+        request._stream = None
+        return request
+
+    # -- headers and host, built on first use -----------------------------------
+
+    @property
+    def headers(self) -> HTTPHeaders:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = HTTPHeaders.from_raw(self._raw_headers)
+        return headers
+
+    @headers.setter
+    def headers(self, value: HTTPHeaders) -> None:
+        self._headers = value
+
+    def _header(self, raw_name: bytes, name: str) -> str | None:
+        """``headers.get(name)``, without building ``headers`` if it is not
+        built yet. ``raw_name`` is ``name`` lowercased, as bytes."""
+        if self._headers is not None:
+            return self._headers.get(name)
+        return _raw_header(self._raw_headers, raw_name)
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self._host = value
+
+    @property
+    def host_name(self) -> str:
+        host_name = self._host_name
+        if host_name is None:
+            host_name = self._host_name = split_host_and_port(self._host.lower())[0]
+        return host_name
+
+    @host_name.setter
+    def host_name(self, value: str) -> None:
+        self._host_name = value
 
     # -- arguments and files, parsed on first use -------------------------------
 
@@ -241,17 +396,21 @@ class HTTPServerRequest:
                         "multipart_spool_size", multipart.DEFAULT_MULTIPART_SPOOL_SIZE
                     ),
                 )
-                for uploads in files.values():
-                    self._open_files.extend(uploads)
+                if files:
+                    if self._open_files is None:
+                        self._open_files = []
+                    for uploads in files.values():
+                        self._open_files.extend(uploads)
         self._body_arguments = fields
         self._files = files
 
     def close_files(self) -> None:
         """Close every uploaded file of this request (their temporary files
         are deleted). The handler does it when the request ends."""
-        for upload in self._open_files:
-            upload.close()
-        self._open_files.clear()
+        if self._open_files:
+            for upload in self._open_files:
+                upload.close()
+            self._open_files.clear()
 
     # -- the body -----------------------------------------------------------
 

@@ -399,6 +399,13 @@ class Router:
                 return found
         return None
 
+    @property
+    def uses_host(self) -> bool:
+        """Whether a rule group has a host pattern of its own, so that
+        :meth:`find` needs the request's host name (without one, any string
+        will do, and the caller need not work it out)."""
+        return self._uses_host
+
     def named(self, name: str) -> URLSpec | None:
         """The rule called ``name``, or ``None`` if there is none."""
         return self._named.get(name)

@@ -1047,38 +1047,30 @@ def _status(met: bool, missing: bool) -> str:
 WHAT_STANDS_IN_THE_WAY = [
     "## What stands in the way",
     "",
-    "From profiling the trioweb server with py-spy under wrk; these numbers "
-    "come from that profiling, not from each `make bench` run.",
+    "From instruction counts (`bench/instructions.py`, callgrind) and "
+    "profiles of the server after Engine II; these numbers come from that "
+    'work, not from each `make bench` run (the section "Engine II" below '
+    "has the tables).",
     "",
-    "- **CPU per request.** Per hello-world request the server spends about "
-    "117 µs of CPU with h11 and about 92 µs with httptools (server CPU time "
-    "divided by requests, under wrk). The profile is flat: the largest single "
-    "item is the socket send/recv syscalls through trio (~16 to 20 %). h11's "
-    "parsing was ~18 % before the parser change, and is the difference "
-    "between the two backends. Cancel scopes — one per request for the "
-    "handler's disconnect scope, one per send for the write timeout — take "
-    "~6 %. The rest is spread over the web layer (request object, headers, "
-    "routing, `Etag`).",
-    "- **Already done**, and what each change bought:",
-    "  - responses are written by trioweb's own writer instead of h11's send "
-    "side: 168 → ~125 µs CPU per request;",
-    "  - one long-lived timer scope per connection instead of one per wait;",
-    "  - no h11 state on idle connections (~0.9 KiB each);",
-    "  - the glibc allocator's top pad is raised by `trioweb serve` and "
-    "`run()`: joining a fresh 1 MiB body went from ~460 µs to ~18 µs "
-    "(page faults).",
-    "- **Idle-connection memory** is dominated by two trio tasks per "
-    "connection — the reader, which watches for disconnects even while a "
-    "handler runs, and the request loop — plus a nursery. One task per "
-    "connection would need the handler to run in a per-request task "
-    "instead, which costs CPU on every request.",
-    "- **p99 latency** is not explained yet. The median is fine (4.5 ms at "
-    "11k req/s, httptools); the tail comes from rare stalls (a 5 s run "
-    "showed a 180 ms maximum). It is not the garbage collector (unchanged "
-    "with `gc.disable()`, which only bought ~6 % throughput) and not the "
-    "reconnects every 1000 requests (unchanged with the limit lifted). "
-    "Next suspects: trio's scheduling order under 100 runnable tasks, and "
-    "the machine (a shared VM).",
+    "- **CPU per request.** A hello GET costs the server about 345,000 "
+    "instructions with httptools and 505,000 with h11 (from 619,000 and "
+    "790,000 before Engine II). The plain-TCP fast path took the largest "
+    "share: no reader task, no trio stream layers, no cancel scope around a "
+    "send that does not wait.",
+    "- **What is left, by size:** the web layer (about 165,000 "
+    "instructions: the handler's run and its hooks, the request object, "
+    "the ETag, the response head); the handler's own cancel scope for the "
+    "disconnect signal (about 26,000: kept, see the Engine II section); "
+    "h11's parsing (the difference between the backends); trio's scheduler "
+    "and `epoll` waits (one `wait_readable` per keep-alive request).",
+    "- **Idle-connection memory** is now one task, its nursery (whose "
+    "scope is also the connection's timer), the socket and its trio "
+    "wrappers, and the parser: about 7 KiB with httptools (whose llhttp "
+    "object and bound callbacks are ~1 KiB of it) and 5.6 KiB with h11.",
+    "- **Not done:** a kqueue watcher for macOS/BSD (there, connections "
+    "take the Stream path with a reader task); deadlines kept by the "
+    "watcher in a heap (the connection's one scope is cheap enough); the "
+    "response head from one prepared template.",
 ]
 
 

@@ -91,6 +91,22 @@ class Hello:
         await exchange.send_response(200, [content_length(body)], body)
 
 
+class Hanger:
+    """Waits forever in a scope the disconnect signal cancels."""
+
+    def __init__(self) -> None:
+        self.started = trio.Event()
+        self.cancelled = trio.Event()
+
+    async def handle_exchange(self, exchange: Exchange) -> None:
+        with trio.CancelScope() as scope:
+            exchange.on_disconnect(scope.cancel)
+            self.started.set()
+            await trio.sleep_forever()
+        assert exchange.disconnected
+        self.cancelled.set()
+
+
 def _get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
 
@@ -118,22 +134,11 @@ async def test_a_memory_stream_takes_the_stream_path() -> None:
 @needs_epoll
 @pytest.mark.parametrize("how", ["close", "reset"])
 async def test_a_client_leaving_mid_handler_cancels_it(how: str) -> None:
-    started = trio.Event()
-    cancelled = trio.Event()
-
-    class Hanger:
-        async def handle_exchange(self, exchange: Exchange) -> None:
-            with trio.CancelScope() as scope:
-                exchange.on_disconnect(scope.cancel)
-                started.set()
-                await trio.sleep_forever()
-            assert exchange.disconnected
-            cancelled.set()
-
-    async with _serving(Hanger()) as server:
+    app = Hanger()
+    async with _serving(app) as server:
         client, done = await server.connect()
         await client.send_all(_get("/wait"))
-        await started.wait()
+        await app.started.wait()
         if how == "reset":
             # SO_LINGER 0: close() sends RST instead of FIN.
             client.socket.setsockopt(
@@ -141,7 +146,7 @@ async def test_a_client_leaving_mid_handler_cancels_it(how: str) -> None:
             )
         with trio.fail_after(5):
             await client.aclose()
-            await cancelled.wait()
+            await app.cancelled.wait()
             await done.wait()
 
 
@@ -274,24 +279,14 @@ async def test_without_a_watcher_a_socket_takes_the_stream_path(
     import trioweb.server.http1
 
     monkeypatch.setattr(trioweb.server.http1, "hangup_watcher", lambda: None)
-    started = trio.Event()
-    cancelled = trio.Event()
-
-    class Hanger:
-        async def handle_exchange(self, exchange: Exchange) -> None:
-            with trio.CancelScope() as scope:
-                exchange.on_disconnect(scope.cancel)
-                started.set()
-                await trio.sleep_forever()
-            cancelled.set()
-
-    async with _serving(Hanger()) as server:
+    app = Hanger()
+    async with _serving(app) as server:
         client, done = await server.connect()
         await client.send_all(_get("/wait"))
-        await started.wait()
+        await app.started.wait()
         [conn] = server.connections
         assert not conn.plain
         with trio.fail_after(5):
             await client.aclose()
-            await cancelled.wait()
+            await app.cancelled.wait()
             await done.wait()

@@ -2,8 +2,9 @@
 
 :func:`serve` is the structured way to run an application inside a trio
 program: it returns when the server has stopped, and everything it started
-has ended by then. :func:`run` is the one-line version for scripts, with
-SIGINT/SIGTERM handling; ``trioweb serve`` (:mod:`trioweb.cli`) calls it.
+has ended by then. :func:`~trioweb.server.run.run` is the one-line version
+for scripts, with SIGINT/SIGTERM handling; ``trioweb serve``
+(:mod:`trioweb.cli`) calls it.
 This module is about one process: several worker processes, each running
 :func:`serve`, are :mod:`trioweb.server.workers`' business. HTTPS wraps each
 accepted connection in TLS (:mod:`trioweb.server.tls`); an inherited listening

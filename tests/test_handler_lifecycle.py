@@ -930,3 +930,71 @@ async def test_405_when_prepare_does_not_finish_and_the_body_is_not_read() -> No
         r = await client.request("MKCOL", "/")
         assert r.status == 405
     assert seen == [("POST", b"")]
+
+
+async def test_a_disconnect_cancels_through_the_connections_scope_and_hooks_still_run(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A GET handler runs in its connection's own scope, which the disconnect
+    # cancels (no scope per request); the hooks after it run under a shield,
+    # each with its own deadline, and may await.
+    events: list[str] = []
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            try:
+                await trio.sleep(100)
+            finally:
+                events.append("cancelled")
+
+        async def on_connection_close(self) -> None:
+            await trio.sleep(1)
+            events.append("on_connection_close")
+
+        async def on_finish(self) -> None:
+            await trio.sleep(1)
+            events.append(
+                "on_finish, connection cancelled: "
+                f"{self._exchange.connection_cancelled}"
+            )
+
+    async with TestClient(Application([("/", H)])) as client:
+        start = trio.current_time()
+        await client.abort("GET", "/", after=0.5)
+        assert trio.current_time() - start == pytest.approx(2.5)
+    assert events == [
+        "cancelled",
+        "on_connection_close",
+        "on_finish, connection cancelled: True",
+    ]
+
+
+async def test_a_head_request_keeps_a_scope_of_its_own(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Its streaming handler is cancelled when the head is sent, and its
+    # connection serves the next request: the connection's scope must not be
+    # the one cancelled.
+    cancelled: list[tuple[float, bool]] = []
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            self.write("first")
+            await self.flush()
+            try:
+                await trio.sleep(100)
+            except trio.Cancelled:
+                cancelled.append(
+                    (trio.current_time(), self._exchange.connection_cancelled)
+                )
+                raise
+
+    async with TestClient(Application([("/", H)])) as client:
+        for _ in range(2):
+            r = await client.head("/")
+            assert r.status_code == 200
+            await trio.testing.wait_all_tasks_blocked()
+        assert len(client.server_connections) == 1
+    # Both cancelled at once (no virtual time passed), neither through the
+    # connection's scope.
+    assert cancelled == [(0.0, False), (0.0, False)]

@@ -204,6 +204,15 @@ class ASGIExchange:
 
     # -- the disconnect signal ------------------------------------------------
 
+    #: Never: the connection is the ASGI server's (see below).
+    connection_cancelled = False
+
+    def cancel_connection_on_disconnect(self) -> bool:
+        """False: the connection and its scope belong to the ASGI server.
+        Use :meth:`on_disconnect` with a scope of your own (see
+        :meth:`trioweb.Exchange.cancel_connection_on_disconnect`)."""
+        return False
+
     def on_disconnect(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` when the client goes away during this
         exchange (see :meth:`trioweb.Exchange.on_disconnect`)."""

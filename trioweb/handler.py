@@ -696,35 +696,63 @@ class RequestHandler(
         """Run the request: the handler's whole life (called by Application)."""
         exchange = self._exchange
         try:
-            with trio.CancelScope() as scope:
-                if self.cancel_on_disconnect:
-                    exchange.on_disconnect(scope.cancel)
-                try:
-                    await run_handler(
-                        self, exchange, lambda: self._run(path_args, path_kwargs)
-                    )
-                except Exception as exc:
-                    await self._handle_request_exception(exc)
-                except BaseExceptionGroup as group:
-                    # A group mixing errors with cancellation (or Ctrl-C):
-                    # the errors are answered here; Cancelled goes on up to
-                    # its scope, KeyboardInterrupt to the server.
-                    errors, others = group.split(Exception)
-                    if errors is not None:
-                        await self._handle_request_exception(errors)
-                    if others is not None:
-                        raise others from None
-            if exchange.disconnected and not exchange.finished:
-                await self._run_hook(self.on_connection_close)
+            if (
+                self.cancel_on_disconnect
+                # HEAD: a streaming handler is cancelled once the head is
+                # sent, and its connection is kept: it needs a scope of its
+                # own (the exchange fires the disconnect callbacks then).
+                and self.request.method != "HEAD"
+                and exchange.cancel_connection_on_disconnect()
+            ):
+                # The cheap way: a disconnect cancels the connection's own
+                # scope, which this runs in (one scope per connection, none
+                # per request). The cancellation goes on up and ends the
+                # connection; the hooks below still run (under a shield,
+                # with their own deadlines).
+                await self._run_guarded(path_args, path_kwargs)
+            else:
+                with trio.CancelScope() as scope:
+                    if self.cancel_on_disconnect:
+                        exchange.on_disconnect(scope.cancel)
+                    await self._run_guarded(path_args, path_kwargs)
         finally:
-            try:
-                # The inherited no-op is not worth its deadline's cancel scope.
-                if plan_for(self, RequestHandler).on_finish:
-                    await self._run_hook(self.on_finish)
-            finally:
-                # Uploaded files' temporary files go with the request,
-                # however it ended.
-                self.request.close_files()
+            # Shielded only when a disconnect cancelled the connection's
+            # scope: a graceful shutdown's final cancel still reaches them.
+            with trio.CancelScope(shield=exchange.connection_cancelled):
+                try:
+                    if exchange.disconnected and not exchange.finished:
+                        await self._run_hook(self.on_connection_close)
+                finally:
+                    try:
+                        # The inherited no-op is not worth its deadline's
+                        # cancel scope.
+                        if plan_for(self, RequestHandler).on_finish:
+                            await self._run_hook(self.on_finish)
+                    finally:
+                        # Uploaded files' temporary files go with the
+                        # request, however it ended.
+                        self.request.close_files()
+
+    async def _run_guarded(
+        self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]
+    ) -> None:
+        """The handler's run within its budget and deadline; its errors
+        answered (an error page), cancellation let through."""
+        try:
+            await run_handler(
+                self, self._exchange, lambda: self._run(path_args, path_kwargs)
+            )
+        except Exception as exc:
+            await self._handle_request_exception(exc)
+        except BaseExceptionGroup as group:
+            # A group mixing errors with cancellation (or Ctrl-C): the errors
+            # are answered here; Cancelled goes on up to its scope,
+            # KeyboardInterrupt to the server.
+            errors, others = group.split(Exception)
+            if errors is not None:
+                await self._handle_request_exception(errors)
+            if others is not None:
+                raise others from None
 
     async def _run_hook(self, hook: Callable[[], object]) -> None:
         # Each gets its own deadline, so that a slow one cannot hold the

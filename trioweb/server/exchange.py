@@ -87,6 +87,9 @@ class Connection(Protocol):
     def abort_writes(self) -> None:
         """Give up on the response: the framing on the wire is lost."""
 
+    def cancel(self) -> None:
+        """Cancel the connection's scope (the application runs inside it)."""
+
     async def stop_reading(self) -> bytes:
         """Stop reading for good (an upgrade); the bytes read, not parsed."""
 
@@ -191,6 +194,7 @@ class Exchange:
         "_body_started",
         "_body_waited",
         "_callbacks",
+        "_cancels_connection",
         "_conn",
         "_ending",
         "_framing",
@@ -201,6 +205,7 @@ class Exchange:
         "bytes_sent",
         "client",
         "close_after",
+        "connection_cancelled",
         "content_length",
         "disconnected",
         "expects_continue",
@@ -275,6 +280,10 @@ class Exchange:
         self._body_waited = 0.0  # seconds spent waiting for body bytes
         self._body_done = not self.has_body
         self._callbacks: list[Callable[[], object]] | None = None
+        self._cancels_connection = False
+        #: A disconnect cancelled the connection's scope, which the
+        #: application runs in (see :meth:`cancel_connection_on_disconnect`).
+        self.connection_cancelled = False
         #: True once the server began a graceful shutdown (see on_shutdown).
         self.shutting_down = False
         self._shutdown_callbacks: list[Callable[[], object]] | None = None
@@ -327,9 +336,33 @@ class Exchange:
             # (bookkeeping, on_finish) is not cancelled.
             self._callbacks = None
         elif not self._ending:
-            self._fire_callbacks()
+            self._client_left()
         # else: the last bytes are being sent; _send_final decides, by
         # whether they were handed to the stream, which of the two this is.
+
+    def cancel_connection_on_disconnect(self) -> bool:
+        """Have a disconnect cancel the connection's own cancel scope, which
+        the application runs inside; True if this exchange can.
+
+        The cheap way to be cancelled when the client leaves: no scope of
+        your own, no callback. But the cancellation is the connection's, not
+        yours to catch: it runs on up through ``handle_exchange`` and ends
+        the connection (which is over anyway: the client left). Code that
+        must run after it -- a hook with its own deadline -- runs in a
+        ``finally`` under a shield, when :attr:`connection_cancelled` says
+        the scope was cancelled. The web layer uses this for its handlers.
+        """
+        if not self.disconnected:
+            self._cancels_connection = True
+            return True
+        return False
+
+    def _client_left(self) -> None:
+        """The client left before its response was complete."""
+        self._fire_callbacks()
+        if self._cancels_connection:
+            self.connection_cancelled = True
+            self._conn.cancel()
 
     def _fire_callbacks(self) -> None:
         callbacks, self._callbacks = self._callbacks, None
@@ -595,7 +628,7 @@ class Exchange:
         except BaseException:
             self._ending = False
             if self.disconnected:
-                self._fire_callbacks()
+                self._client_left()
             raise
         self._ending = False
         self.finished = True

@@ -464,6 +464,12 @@ class HTTP1Connection(Sending):
             self._eof_fed = True
             self.parser.feed(b"")
 
+    def cancel(self) -> None:
+        """Cancel the connection's scope, the application with it (the
+        client left: see :meth:`Exchange.cancel_connection_on_disconnect`)."""
+        if self._timer is not None:
+            self._timer.cancel()
+
     def limit_body(self, limit: int) -> None:
         """Refuse a chunked body that grows past ``limit`` bytes."""
         self.parser.limit_body(limit)

@@ -1059,8 +1059,7 @@ WHAT_STANDS_IN_THE_WAY = [
     "send that does not wait.",
     "- **What is left, by size:** the web layer (about 165,000 "
     "instructions: the handler's run and its hooks, the request object, "
-    "the ETag, the response head); the handler's own cancel scope for the "
-    "disconnect signal (about 26,000: kept, see the Engine II section); "
+    "the ETag, the response head); "
     "h11's parsing (the difference between the backends); trio's scheduler "
     "and `epoll` waits (one `wait_readable` per keep-alive request).",
     "- **Idle-connection memory** is now one task, its nursery (whose "

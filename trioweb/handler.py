@@ -716,22 +716,29 @@ class RequestHandler(
                         exchange.on_disconnect(scope.cancel)
                     await self._run_guarded(path_args, path_kwargs)
         finally:
-            # Shielded only when a disconnect cancelled the connection's
-            # scope: a graceful shutdown's final cancel still reaches them.
-            with trio.CancelScope(shield=exchange.connection_cancelled):
-                try:
-                    if exchange.disconnected and not exchange.finished:
-                        await self._run_hook(self.on_connection_close)
-                finally:
-                    try:
-                        # The inherited no-op is not worth its deadline's
-                        # cancel scope.
-                        if plan_for(self, RequestHandler).on_finish:
-                            await self._run_hook(self.on_finish)
-                    finally:
-                        # Uploaded files' temporary files go with the
-                        # request, however it ended.
-                        self.request.close_files()
+            if exchange.connection_cancelled:
+                # Shielded only then (each hook has its own deadline): a
+                # graceful shutdown's final cancel still reaches them.
+                with trio.CancelScope(shield=True):
+                    await self._after_run()
+            else:
+                await self._after_run()
+
+    async def _after_run(self) -> None:
+        """What follows the handler's run, however it ended."""
+        exchange = self._exchange
+        try:
+            if exchange.disconnected and not exchange.finished:
+                await self._run_hook(self.on_connection_close)
+        finally:
+            try:
+                # The inherited no-op is not worth its deadline's scope.
+                if plan_for(self, RequestHandler).on_finish:
+                    await self._run_hook(self.on_finish)
+            finally:
+                # Uploaded files' temporary files go with the request,
+                # however it ended.
+                self.request.close_files()
 
     async def _run_guarded(
         self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]

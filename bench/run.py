@@ -1052,8 +1052,8 @@ WHAT_STANDS_IN_THE_WAY = [
     'work, not from each `make bench` run (the section "Engine II" below '
     "has the tables).",
     "",
-    "- **CPU per request.** A hello GET costs the server about 335,000 "
-    "instructions with httptools and 498,000 with h11 (from 619,000 and "
+    "- **CPU per request.** A hello GET costs the server about 288,000 "
+    "instructions with httptools and 456,000 with h11 (from 619,000 and "
     "790,000 before Engine II). The plain-TCP fast path took the largest "
     "share: no reader task, no trio stream layers, no cancel scope around a "
     "send that does not wait.",

@@ -219,8 +219,8 @@ class ASGIHandler(RequestHandler):
         )
 
     def _client_left(self) -> None:
-        # A disconnect callback: runs in the connection's reader task, so
-        # quick and synchronous. The application hears of it through
+        # A disconnect callback: runs in whichever task saw the client
+        # leave, so quick and synchronous. The application hears of it through
         # receive() and send(), and is cancelled if it runs on too long.
         self._gone = True
         self._gone_event.set()

@@ -143,15 +143,10 @@ class Sending:
             # not leave, though: no disconnect signal (the log says 444).
             self._abort_writes(None)
             raise
-        if failure is None and not scope.cancelled_caught:
-            return
-        self._abort_writes(exchange)
         if scope.cancelled_caught:
-            raise StreamClosedError(
-                f"write timed out after {self.config.write_timeout} s; "
-                "connection aborted"
-            )
-        raise StreamClosedError() from failure
+            failure = trio.TooSlowError()
+        if failure is not None:
+            raise self._send_failed(exchange, failure)
 
     async def _send_plain(
         self,
@@ -192,13 +187,23 @@ class Sending:
         else:
             self._spins += 1
             return
+        assert failure is not None
+        raise self._send_failed(exchange, failure)
+
+    def _send_failed(
+        self, exchange: Exchange | None, failure: BaseException
+    ) -> StreamClosedError:
+        """Break the connection after a failed send; the error to raise
+        (``failure`` is :exc:`trio.TooSlowError` for the write timeout)."""
         self._abort_writes(exchange)
         if isinstance(failure, trio.TooSlowError):
-            raise StreamClosedError(
+            return StreamClosedError(
                 f"write timed out after {self.config.write_timeout} s; "
                 "connection aborted"
             )
-        raise StreamClosedError() from failure
+        error = StreamClosedError()
+        error.__cause__ = failure
+        return error
 
     async def _send_waiting(
         self, sock: socket.socket, pieces: tuple[bytes | memoryview, ...]

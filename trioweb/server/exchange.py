@@ -313,9 +313,10 @@ class Exchange:
         """Call ``callback()`` when the peer goes away during this exchange.
 
         If the peer is already gone (and the response is not complete), it
-        is called at once. Callbacks run
-        synchronously inside the connection's reader task, so they must be
-        quick and must not raise: ``cancel_scope.cancel`` is the intended
+        is called at once. Callbacks run synchronously in whichever task
+        saw the client leave (the run's hang-up watcher, the connection's
+        reader, or the connection's own task reading the body), so they must
+        be quick and must not raise: ``cancel_scope.cancel`` is the intended
         one.
         """
         if self.disconnected:

@@ -327,7 +327,7 @@ class HTTP1Connection(Sending):
             return True  # all there is: the parser has had it
         sock = self._sock
         if sock is None:
-            if self._rbuf or (self.peer_closed and not self._eof_fed):
+            if self._rbuf or self.peer_closed:
                 self._feed()
                 return True
             return False
@@ -353,14 +353,8 @@ class HTTP1Connection(Sending):
         self._spins = 0
         while True:
             await trio.lowlevel.wait_readable(sock)
-            try:
-                data = sock.recv(RECEIVE_SIZE)
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            break
-        self._take(data)
+            if self._receive_now():
+                return
 
     def _take(self, data: bytes) -> None:
         if data:

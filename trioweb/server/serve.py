@@ -334,7 +334,12 @@ class Server:
                 raise
             # The connection's own run() is its task: no wrapper coroutine
             # held by every idle connection. Its end calls _closed().
-            connections.start_soon(conn.run)
+            try:
+                connections.start_soon(conn.run)
+            except BaseException:
+                sock.close()
+                self._closed(conn)
+                raise
 
     def _connection(self, raw: socket.socket) -> HTTP1Connection:
         """The engine's connection for an accepted socket, registered."""

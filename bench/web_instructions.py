@@ -63,6 +63,10 @@ def _serve(requests: int) -> None:
             self.head_sent = False
             self.note = None
             self.shutting_down = False
+            self.connection_cancelled = False
+
+        def cancel_connection_on_disconnect(self) -> bool:
+            return True
 
         def on_disconnect(self, callback: Callable[[], object]) -> None:
             pass
@@ -72,6 +76,7 @@ def _serve(requests: int) -> None:
         ) -> None:
             self.head_sent = True
             self.finished = kwargs.get("end", True)
+            answered.append((status, body))
 
     class HelloHandler(trioweb.RequestHandler):
         async def get(self) -> None:
@@ -80,9 +85,14 @@ def _serve(requests: int) -> None:
 
     app = trioweb.Application([(r"/", HelloHandler)])
 
+    answered: list[tuple[int, bytes]] = []
+
     async def main() -> None:
         for _ in range(requests):
             await app.handle_exchange(StandInExchange())  # type: ignore[arg-type]
+        # A stand-in the web layer no longer fits would count an error page.
+        if answered != [(200, HELLO)] * requests:
+            raise RuntimeError(f"the web layer answered {answered[:1]}, not hello")
 
     trio.run(main)
 

@@ -273,6 +273,67 @@ async def test_graceful_timeout_cancels_a_handler_that_runs_too_long(
     assert "graceful timeout (0.2 s): cancelling 1 connection(s)" in caplog.text
 
 
+async def test_the_end_of_the_graceful_period_cancels_hooks_after_a_disconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # After its client left, a handler's on_connection_close() runs shielded
+    # from the connection's cancelled scope, under its own deadline (60 s
+    # here). The end of the graceful period must cancel it all the same, or
+    # the shutdown would wait for that deadline.
+    started = trio.Event()
+    hook_started = trio.Event()
+    hook_cancelled: list[bool] = []
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            started.set()
+            await trio.sleep_forever()
+
+        async def on_connection_close(self) -> None:
+            hook_started.set()
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                hook_cancelled.append(True)
+                raise
+
+    app = Application([("/", H)], cleanup_timeout=60)
+    async with running(app, graceful_timeout=0.2) as server:
+        stream = await server.connect()
+        await send_request(stream, "/")
+        await started.wait()
+        await stream.aclose()
+        await hook_started.wait()
+        elapsed = await server.shutdown()
+        assert 0.2 <= elapsed < 1.5
+    assert hook_cancelled == [True]
+    assert "cancelling 1 connection(s)" in caplog.text
+
+
+async def test_on_stop_registered_after_the_stop_is_called_at_once() -> None:
+    # A shield entered after the server's stop (in a finally that the stop's
+    # cancellation ran) must be cancelled at once, not left to its deadline.
+    started = trio.Event()
+    late_calls: list[str] = []
+
+    class StopAware:
+        async def handle_exchange(self, exchange: Exchange) -> None:
+            exchange.on_stop(lambda: late_calls.append("early"))
+            started.set()
+            try:
+                await trio.sleep_forever()
+            finally:
+                exchange.on_stop(lambda: late_calls.append("late"))
+
+    async with running(StopAware(), graceful_timeout=0.2) as server:
+        stream = await server.connect()
+        await send_request(stream, "/")
+        await started.wait()
+        assert late_calls == []
+        await server.shutdown()
+    assert late_calls == ["early", "late"]
+
+
 async def test_a_client_that_does_not_read_cannot_hold_shutdown() -> None:
     app = App()
     async with running(app, graceful_timeout=0.2) as server:

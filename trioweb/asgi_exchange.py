@@ -230,6 +230,11 @@ class ASGIExchange:
         this is never called. The ASGI server drains requests itself."""
         self._shutdown_callbacks.append(callback)
 
+    def on_stop(self, callback: Callable[[], object]) -> None:
+        """Kept for the interface: never called. Nothing here runs shielded
+        from a connection's scope (:meth:`cancel_connection_on_disconnect`
+        is False), and the connection belongs to the ASGI server."""
+
     def _mark_disconnected(self) -> None:
         if self.disconnected:
             return

@@ -717,9 +717,11 @@ class RequestHandler(
                     await self._run_guarded(path_args, path_kwargs)
         finally:
             if exchange.connection_cancelled:
-                # Shielded only then (each hook has its own deadline): a
-                # graceful shutdown's final cancel still reaches them.
-                with trio.CancelScope(shield=True):
+                # Shielded only then, each hook under its own deadline. The
+                # server's stop (a graceful shutdown's end, a forced stop)
+                # cancels the shield too.
+                with trio.CancelScope(shield=True) as shield:
+                    exchange.on_stop(shield.cancel)
                     await self._after_run()
             else:
                 await self._after_run()

@@ -202,6 +202,8 @@ class Exchange:
         "_received",
         "_remaining",
         "_shutdown_callbacks",
+        "_stop_callbacks",
+        "_stopped",
         "bytes_sent",
         "client",
         "close_after",
@@ -287,6 +289,9 @@ class Exchange:
         #: True once the server began a graceful shutdown (see on_shutdown).
         self.shutting_down = False
         self._shutdown_callbacks: list[Callable[[], object]] | None = None
+        # See on_stop.
+        self._stopped = False
+        self._stop_callbacks: list[Callable[[], object]] | None = None
         #: A word for the access log, shown in brackets after the request's
         #: line: why it ended as it did (``timeout``, ``shed``).
         self.note: str | None = None
@@ -392,6 +397,30 @@ class Exchange:
             return
         self.shutting_down = True
         callbacks, self._shutdown_callbacks = self._shutdown_callbacks, None
+        fire(callbacks)
+
+    def on_stop(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the server stops this connection for
+        good: a graceful shutdown's period ran out, or a forced stop.
+
+        The connection's scope is cancelled then, which reaches everything
+        the application runs, except what it runs under a shield. Code that
+        shields itself from the connection's cancellation -- the web layer's
+        hooks after a disconnect, see :meth:`cancel_connection_on_disconnect`
+        -- registers its shield's ``cancel`` here, so that no shield outlasts
+        the server's stop. Called at once if the stop came already. Runs
+        synchronously; must be quick and not raise.
+        """
+        if self._stopped:
+            callback()
+        elif self._stop_callbacks is None:
+            self._stop_callbacks = [callback]
+        else:
+            self._stop_callbacks.append(callback)
+
+    def _stop(self) -> None:
+        self._stopped = True
+        callbacks, self._stop_callbacks = self._stop_callbacks, None
         fire(callbacks)
 
     # -- the request body -------------------------------------------------------

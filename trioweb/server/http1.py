@@ -229,6 +229,16 @@ class HTTP1Connection(Sending):
         if self._phase is _IDLE and self._timer is not None:
             self._timer.cancel()
 
+    def stop(self) -> None:
+        """Stop now, for good: the server's graceful period ran out, or it
+        was told to stop at once. The server cancels the connections'
+        nursery; this also cancels what the application runs shielded from
+        the connection's scope (see :meth:`Exchange.on_stop`)."""
+        self.shutdown()
+        self.cancel()
+        if self._active is not None:
+            self._active._stop()
+
     @property
     def idle(self) -> bool:
         """True while waiting, with nothing received, for the next request."""

@@ -17,7 +17,9 @@ Shutdown (docs/design.md, the contract, rule 6) goes in this order:
    flight answers it with ``Connection: close``;
 3. wait up to ``graceful_timeout`` for those requests to finish;
 4. cancel whatever is still running (no send is shielded, so a client that
-   stopped reading cannot hold this step);
+   stopped reading cannot hold this step; the one shield the web layer uses,
+   for a handler's hooks after its client left, is cancelled too, through
+   :meth:`Exchange.on_stop <trioweb.server.exchange.Exchange.on_stop>`);
 5. leave the application's lifespan: its nursery is cancelled, its
    shutdown hooks run and its lifespan's exit, all under the application's
    ``shutdown_timeout``.
@@ -240,40 +242,59 @@ class Server:
             # The connections get a nursery of their own, so that the end of
             # the graceful period can cancel them and nothing else.
             async with trio.open_nursery() as connections:
-                async with trio.open_nursery() as acceptors:
-                    self._acceptors_scope = acceptors.cancel_scope
-                    for listener in listeners:
-                        acceptors.start_soon(self._accept_loop, listener, connections)
-                    self.listening = True
-                    task_status.started(listening_addresses(listeners))
-                    # shutdown() cancels the acceptors and tells the
-                    # connections; this task carries on from here.
-                    await self._shutdown_requested.wait()
-                    acceptors.cancel_scope.cancel()
-                # Close the listening sockets so that new clients are
-                # refused instead of queueing in the backlog.
-                for listener in listeners:
-                    await trio.aclose_forcefully(listener)
-                with trio.move_on_after(config.graceful_timeout) as scope:
-                    self._graceful_scope = scope
-                    if self._forced:
-                        scope.cancel()
-                    await self._no_connections.wait()
-                self._graceful_scope = None
-                if self.connections:
-                    log.warning(
-                        "%s: cancelling %d connection(s) still in flight",
-                        "forced stop"
-                        if self._forced
-                        else f"graceful timeout ({config.graceful_timeout:g} s)",
-                        len(self.connections),
+                try:
+                    await self._serve_until_shutdown(
+                        listeners, connections, task_status
                     )
-                connections.cancel_scope.cancel()
+                finally:
+                    # However serving ended (its graceful period over, a
+                    # forced stop, the server itself cancelled): what is
+                    # left is cancelled, shields the application set up
+                    # against the connection's cancellation included.
+                    for conn in list(self.connections):
+                        conn.stop()
+                    connections.cancel_scope.cancel()
         finally:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
             if config.uds is not None and uds_stat is not None:
                 remove_own_socket(config.uds, uds_stat)
+
+    async def _serve_until_shutdown(
+        self,
+        listeners: list[trio.SocketListener],
+        connections: trio.Nursery,
+        task_status: trio.TaskStatus[list[Any]],
+    ) -> None:
+        config = self.config
+        async with trio.open_nursery() as acceptors:
+            self._acceptors_scope = acceptors.cancel_scope
+            for listener in listeners:
+                acceptors.start_soon(self._accept_loop, listener, connections)
+            self.listening = True
+            task_status.started(listening_addresses(listeners))
+            # shutdown() cancels the acceptors and tells the
+            # connections; this task carries on from here.
+            await self._shutdown_requested.wait()
+            acceptors.cancel_scope.cancel()
+        # Close the listening sockets so that new clients are
+        # refused instead of queueing in the backlog.
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+        with trio.move_on_after(config.graceful_timeout) as scope:
+            self._graceful_scope = scope
+            if self._forced:
+                scope.cancel()
+            await self._no_connections.wait()
+        self._graceful_scope = None
+        if self.connections:
+            log.warning(
+                "%s: cancelling %d connection(s) still in flight",
+                "forced stop"
+                if self._forced
+                else f"graceful timeout ({config.graceful_timeout:g} s)",
+                len(self.connections),
+            )
 
     async def _accept_loop(
         self, listener: trio.SocketListener, connections: trio.Nursery

@@ -19,7 +19,8 @@ from .errors import (
     StartupError,
     StreamClosedError,
 )
-from .handler import ErrorHandler, RedirectHandler, RequestHandler
+from .handler import RequestHandler
+from .handler_builtins import ErrorHandler, RedirectHandler
 from .httputil import HTTPHeaders
 from .multipart import MultipartParser, UploadedFile
 from .overload import DeadlineExceeded, Overloaded

@@ -33,7 +33,8 @@ import trio
 from ._concurrency import SideNursery, open_closable_side_nursery
 from .asgi import ASGIAdapter
 from .errors import ApplicationTaskError, StartupError, describe_error
-from .handler import ErrorHandler, RequestHandler
+from .handler import RequestHandler
+from .handler_builtins import ErrorHandler
 from .httputil import HTTPHeaders
 from .overload import check_settings
 from .request import HTTPServerRequest

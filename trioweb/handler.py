@@ -28,7 +28,6 @@ import datetime
 import json
 import logging
 import re
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -50,9 +49,8 @@ from .httputil import (
     HTTPHeaders,
     is_valid_header_name,
     is_valid_header_value,
-    qs_to_qsl,
+    location_value,
     reason_phrase,
-    url_concat,
 )
 from .overload import HandlerLimits, run_handler
 from .security import is_offsite_redirect
@@ -63,7 +61,7 @@ if TYPE_CHECKING:
     from .request import HTTPServerRequest
     from .server.exchange import Exchange
 
-__all__ = ["ErrorHandler", "RedirectHandler", "RequestHandler"]
+__all__ = ["RequestHandler"]
 
 app_log = logging.getLogger("trioweb.error")
 
@@ -73,15 +71,6 @@ app_log = logging.getLogger("trioweb.error")
 _UNSENDABLE_REASON = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 _ODD_REASON = re.compile(r"[<\t]")
 _SERVER_HEADER = "trioweb/0.1"
-
-
-# A Location header is latin-1 on the wire and read as UTF-8 by browsers:
-# percent-encoding is the one form both agree on.
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-
-
-def _percent_encode(match: re.Match[str]) -> str:
-    return urllib.parse.quote(match.group(), safe="")
 
 
 # Header names and values already found valid: an application sets the same
@@ -546,7 +535,7 @@ class RequestHandler(
             raise ValueError(f"redirect status must be 3xx, got {status}")
         # The header first: an unsafe URL raises before the status changes,
         # so a caller that catches the ValueError still has its own status.
-        self.set_header("Location", _NON_ASCII.sub(_percent_encode, url))
+        self.set_header("Location", location_value(url))
         self.set_status(status)
         await self.finish()
 
@@ -773,45 +762,3 @@ class RequestHandler(
             log=app_log,
             setting="cleanup_timeout",
         )
-
-
-class ErrorHandler(RequestHandler):
-    """Answers every request with ``status_code`` (the default 404 handler)."""
-
-    def initialize(self, status_code: int = 404, **kwargs: Any) -> None:
-        self._error_status = status_code
-
-    async def _run(
-        self, path_args: list[bytes | None], path_kwargs: dict[str, bytes | None]
-    ) -> None:
-        # Answer before anything reads the body: a request we refuse never
-        # waits for (or is sent 100 Continue for) its body.
-        raise HTTPError(self._error_status)
-
-
-class RedirectHandler(RequestHandler):
-    """Redirects every GET to ``url`` (``{0}``-style path-argument templates).
-
-    ``(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})``. A target that
-    cannot be a ``Location`` (a path argument decoded to CR or LF, say), or
-    that a path argument made offsite (``/old//evil.example`` with
-    ``"/{0}"``), is the client's doing: a 400, logged as one WARNING line.
-    """
-
-    def initialize(self, url: str = "/", permanent: bool = True, **kwargs: Any) -> None:
-        self._url = url
-        self._permanent = permanent
-
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        to_url = self._url.format(*args, **kwargs)
-        if self.request.query_arguments:
-            to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
-        # As redirect() will encode it: only what is left unsendable is bad.
-        if not is_valid_header_value(_NON_ASCII.sub(_percent_encode, to_url)):
-            raise HTTPError(400, "cannot redirect to %r", to_url[:200])
-        # A path argument that turns "/{0}" into "//evil.example" is the
-        # client's doing too; a template that is offsite by itself is the
-        # application's, and redirect() says so.
-        if is_offsite_redirect(to_url) and not is_offsite_redirect(self._url):
-            raise HTTPError(400, "refusing offsite redirect to %r", to_url[:200])
-        await self.redirect(to_url, permanent=self._permanent)

@@ -623,6 +623,25 @@ def url_concat(
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+# A Location header is latin-1 on the wire and read as UTF-8 by browsers:
+# percent-encoding is the one form both agree on.
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _percent_encode(match: re.Match[str]) -> str:
+    return urllib.parse.quote(match.group(), safe="")
+
+
+def location_value(url: str) -> str:
+    """*url* as a ``Location`` header carries it: non-ASCII characters
+    percent-encoded as UTF-8, as browsers do, the rest unchanged.
+
+    >>> location_value("/caf\u00e9?q=1")
+    '/caf%C3%A9?q=1'
+    """
+    return _NON_ASCII.sub(_percent_encode, url)
+
+
 # --------------------------------------------------------------------------
 # Entity tags
 # --------------------------------------------------------------------------

@@ -60,6 +60,11 @@ BOTH_TRANSPORTS = frozenset(
 )
 
 
+# test_http1_* modules that never make a TestClient (they open their own
+# sockets, each for the path it tests): a second transport would repeat them.
+OWN_TRANSPORT = frozenset({"test_http1_plain"})
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -72,7 +77,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     engine = module.startswith("test_http1")
     if "http_backend" in metafunc.fixturenames and engine:
         metafunc.parametrize("http_backend", BACKENDS, indirect=True)
-    if "transport" in metafunc.fixturenames and (engine or module in BOTH_TRANSPORTS):
+    both = (engine and module not in OWN_TRANSPORT) or module in BOTH_TRANSPORTS
+    if "transport" in metafunc.fixturenames and both:
         memory_only = metafunc.definition.get_closest_marker("memory_only")
         params = ("memory",) if memory_only else TRANSPORTS
         metafunc.parametrize("transport", params, indirect=True)

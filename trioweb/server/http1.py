@@ -573,7 +573,10 @@ class HTTP1Connection(Sending):
                 # cancelled scope: close quietly (the client may retry).
                 return None
             self._phase = _APP
-            timer.deadline = math.inf
+            if timer.deadline != math.inf:
+                # Unchanged when the request came whole with no wait: trio's
+                # setter costs a context manager even then.
+                timer.deadline = math.inf
             self._active = exchange
             if self.peer_closed:
                 # The reader saw the EOF while no exchange was active (it

@@ -94,6 +94,46 @@ def test_an_unknown_backend_name_is_refused() -> None:
         ServerConfig(http="llhttp")
 
 
+@pytest.mark.parametrize("backend", ["h11", "httptools"])
+def test_a_body_of_many_tiny_chunks_comes_out_in_one_piece(backend: str) -> None:
+    # One event per chunk would cost the handler's loop a round trip per
+    # byte: a client could make the server do 200,000 of them without ever
+    # letting another connection run. What is buffered comes out whole.
+    pytest.importorskip(backend)
+    parser = make_parser(ServerConfig(http=backend))
+    chunks = b"".join(b"1\r\n%c\r\n" % (97 + i % 26) for i in range(5000))
+    parser.feed(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunks
+        + b"0\r\nX-Trailer: 1\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n"
+    )
+    assert isinstance(parser.next_event(), RequestHead)
+    body = parser.next_event()
+    assert body == bytes(97 + i % 26 for i in range(5000))
+    assert parser.next_event() is END
+    parser.next_request()
+    after = parser.next_event()
+    assert isinstance(after, RequestHead) and after.target == b"/next"
+
+
+@pytest.mark.parametrize("backend", ["h11", "httptools"])
+def test_chunk_data_is_handed_over_before_a_missing_end(backend: str) -> None:
+    # The pieces that arrived are the reader's before the peer's early close
+    # is reported (the next read).
+    pytest.importorskip(backend)
+    parser = make_parser(ServerConfig(http=backend))
+    parser.feed(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde"
+    )
+    assert isinstance(parser.next_event(), RequestHead)
+    assert parser.next_event() == b"abcde"
+    parser.feed(b"")
+    with pytest.raises(ProtocolError) as info:
+        parser.next_event()
+    assert info.value.status == 400
+
+
 httptools = pytest.importorskip("httptools")
 
 

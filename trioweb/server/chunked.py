@@ -117,30 +117,42 @@ class ChunkedReader:
     def read(self) -> bytes | None:
         """The next piece of body, ``b""`` for "feed me", ``None`` at the end.
 
+        A piece is all the body data buffered, across chunk boundaries: a
+        body sent as thousands of one-byte chunks comes out in a few pieces,
+        not one per chunk (each piece costs its reader a round trip through
+        the exchange and the handler's loop).
+
         Raises :exc:`ChunkedBodyError` when the framing is broken, a chunk
         outgrows :attr:`limit`, or the peer closed before the end.
         """
+        pieces: list[bytes] = []
         while True:
             state = self._state
             if state == _DATA:
                 buf, pos = self._buf, self._pos
                 available = len(buf) - pos
                 if not available:
-                    return self._need()
+                    break
                 n = min(available, self._left)
                 self._left -= n
                 if not self._left:
                     self._state = _DATA_END
                 if pos == 0 and n == len(buf):
                     self._buf, self._pos = b"", 0
-                    return buf
-                self._pos = pos + n
-                return buf[pos : pos + n]
+                    pieces.append(buf)
+                else:
+                    self._pos = pos + n
+                    pieces.append(buf[pos : pos + n])
+                continue
             if state == _DONE:
                 return None
+            if state == _TRAILERS and pieces:
+                # The data first; the end comes with the next read, so that
+                # done is never true while a piece is still unread.
+                break
             if state == _DATA_END:
                 if len(self._buf) - self._pos < 2:
-                    return self._need()
+                    break
                 if self._buf[self._pos : self._pos + 2] != b"\r\n":
                     raise ChunkedBodyError(400, "chunk data not followed by CRLF")
                 self._pos += 2
@@ -148,7 +160,7 @@ class ChunkedReader:
                 continue
             line = self._line()
             if line is None:
-                return self._need()
+                break
             if state == _SIZE:
                 self._size_line(line)
             elif line:
@@ -160,6 +172,10 @@ class ChunkedReader:
             else:
                 self._state = _DONE
                 return None
+        if pieces:
+            # What is here is returned before a missing end is reported.
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return self._need()
 
     def _need(self) -> bytes:
         if self._closed:

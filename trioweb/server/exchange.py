@@ -23,7 +23,7 @@ from ..errors import HTTPInputError, StreamClosedError
 from ..httputil import reason_phrase
 from . import observe, writer
 from .config import ServerConfig
-from .events import Event, ProtocolError, RequestHead
+from .events import NEED_DATA, Event, ProtocolError, RequestHead
 
 __all__ = ["Connection", "Exchange", "ExchangeApp"]
 
@@ -78,6 +78,9 @@ class Connection(Protocol):
 
     async def next_event(self) -> Event:
         """The next request event (a body piece, END), waiting for bytes."""
+
+    async def next_event_now(self) -> Event:
+        """The next request event if its bytes are here, else NEED_DATA."""
 
     async def send_bytes(
         self, data: bytes | tuple[bytes, ...], exchange: Exchange | None
@@ -466,25 +469,20 @@ class Exchange:
                 await conn.send_bytes(_CONTINUE, self)
         if self.disconnected:
             raise StreamClosedError()
-        now = trio.current_time()
-        deadline, why = body_wait_deadline(
-            self._conn.config, now, self._received, self._body_waited, self._body_start
-        )
-        with trio.CancelScope(deadline=deadline) as scope:
-            try:
-                event = await conn.next_event()
-            except ProtocolError as exc:
-                conn.must_close = True
-                if conn.peer_closed:
-                    self._mark_disconnected()
-                    raise StreamClosedError("the peer closed mid-body") from exc
-                raise HTTPInputError(
-                    exc.status, "bad request body: %s", exc.detail
-                ) from exc
-        self._body_waited += trio.current_time() - now
-        if scope.cancelled_caught:
+        try:
+            # Bytes that are here already need no deadline: a body that
+            # arrives as fast as it is read costs no cancel scope a piece.
+            event = await conn.next_event_now()
+            if event is NEED_DATA:
+                event = await self._wait_for_body(conn)
+        except ProtocolError as exc:
             conn.must_close = True
-            raise HTTPInputError(408, "%s", why)
+            if conn.peer_closed:
+                self._mark_disconnected()
+                raise StreamClosedError("the peer closed mid-body") from exc
+            raise HTTPInputError(
+                exc.status, "bad request body: %s", exc.detail
+            ) from exc
         if type(event) is bytes:
             self._received += len(event)
             if self._received > self.max_body_size:
@@ -496,6 +494,20 @@ class Exchange:
         # END (trailers are accepted and ignored).
         self._body_done = True
         return b""
+
+    async def _wait_for_body(self, conn: Connection) -> Event:
+        """Wait for the next body event, under the body's deadlines."""
+        now = trio.current_time()
+        deadline, why = body_wait_deadline(
+            conn.config, now, self._received, self._body_waited, self._body_start
+        )
+        with trio.CancelScope(deadline=deadline) as scope:
+            event = await conn.next_event()
+        self._body_waited += trio.current_time() - now
+        if scope.cancelled_caught:
+            conn.must_close = True
+            raise HTTPInputError(408, "%s", why)
+        return event
 
     async def read_body(self) -> bytes:
         """Read and return the whole request body (see :meth:`receive_body`)."""

@@ -451,6 +451,21 @@ class HTTP1Connection(Sending):
             if not self._receive_now():
                 await self._receive_wait()
 
+    async def next_event_now(self) -> Event:
+        """The next request event if its bytes are here -- parsed already,
+        or taken from the socket without waiting -- else ``NEED_DATA``.
+
+        No deadline is needed, nor a cancel scope. A checkpoint only every
+        so often (see :data:`FAIR_SHARE`), as for a send the kernel takes.
+        """
+        parser = self.parser
+        event = parser.next_event()
+        if event is NEED_DATA and not self._eof_fed:
+            await self._fair_share()
+            if self._receive_now():
+                event = parser.next_event()
+        return event
+
     def _feed(self) -> None:
         """Give the parser what the reader buffered (or the EOF).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 import trio
 
 from trioweb import Application, RequestHandler, ServerConfig
-from trioweb.server.observe import request_id, valid_request_id
+from trioweb.server.observe import request_id, response_headers, valid_request_id
 from trioweb.testing import TestClient
 
 
@@ -118,6 +119,35 @@ def test_request_id_rules() -> None:
     assert request_id([(b"x-request-id", b"b a d"), (b"x-request-id", b"ok")]) != "ok"
     assert valid_request_id(b"A-z_0.9:+/=@")
     assert not valid_request_id(b"a\x00b")
+
+
+def test_made_request_ids_differ_between_forked_workers() -> None:
+    # Workers are forked from one process: each must make ids of its own,
+    # not the parent's sequence again.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then gone
+        try:
+            os.write(write, request_id([]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode()
+    parent = request_id([])
+    assert re.fullmatch(r"[0-9a-f]{32}", child)
+    assert child != parent
+    assert len({request_id([]) for _ in range(1000)}) == 1000
+
+
+def test_an_app_set_request_id_header_is_kept_in_any_case() -> None:
+    headers = [(b"x-REQUEST-id", b"mine"), (b"content-length", b"0")]
+    assert response_headers(headers, "made", None) == headers
+    assert response_headers([(b"Content-Length", b"0")], "made", None) == [
+        (b"Content-Length", b"0"),
+        (b"X-Request-Id", b"made"),
+    ]
 
 
 # -- Server-Timing ------------------------------------------------------------------

@@ -329,7 +329,9 @@ class HTTP1Connection(Sending):
         if sock is None:
             return
         try:
-            if not sock.recv(RECEIVE_SIZE):
+            # A peek at one byte: the common case (nothing unread) costs
+            # one system call and no buffer.
+            if not sock.recv(1, socket.MSG_PEEK):
                 return  # the client closed too: nothing to wait for
             # The FIN goes out behind the response: the client reads it
             # whole, then the end of the connection.

@@ -8,11 +8,15 @@ the other modules did not reach.
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import pytest
 import trio
 import trio.testing
-from helpers import content_length
+from helpers import content_length, not_reading
 
+from trioweb.errors import StreamClosedError
 from trioweb.server.config import ServerConfig
 from trioweb.server.http1 import LINGER_SECONDS, Exchange
 from trioweb.testing import RawConnection, TestClient
@@ -155,3 +159,63 @@ async def test_closing_in_stages_waits_no_longer_than_its_deadline(
         lingered = LINGER_SECONDS if transport == "tcp" else 0
         assert trio.current_time() - start == pytest.approx(lingered, abs=0.3)
         await raw.aclose()
+
+
+class Large:
+    """Sends a body far larger than any socket buffer: in one final send
+    (``/final``) or piece by piece in a scope the disconnect cancels."""
+
+    def __init__(self) -> None:
+        self.outcome: list[str] = []
+        self.sending = trio.Event()
+
+    async def handle_exchange(self, exchange: Exchange) -> None:
+        piece = b"x" * 1_000_000
+        try:
+            if exchange.target == "/final":
+                body = piece * 20
+                self.sending.set()
+                await exchange.send_response(200, [content_length(body)], body)
+            else:
+                with trio.CancelScope() as scope:
+                    exchange.on_disconnect(scope.cancel)
+                    self.sending.set()
+                    await exchange.send_response(200, [], b"", end=False)
+                    while True:
+                        await exchange.send_body(piece)
+                self.outcome.append("cancelled")
+        except StreamClosedError:
+            self.outcome.append("StreamClosedError")
+        assert exchange.disconnected
+
+
+@pytest.mark.parametrize("path", ["/final", "/stream"])
+async def test_a_reset_in_the_middle_of_a_large_response(
+    path: str, transport: str
+) -> None:
+    # The server waits for the client to read (the kernel's buffers are
+    # full) when the client resets the connection: the wait ends at once,
+    # the application learns it as for any disconnect, nothing is logged as
+    # an error, and the connection ends.
+    app = Large()
+    async with TestClient(app, **not_reading(transport)) as client:
+        raw = await client.raw()
+        await raw.send(_get(path))
+        await app.sending.wait()
+        assert (await raw.stream.receive_some(65536)).startswith(b"HTTP/1.1 200 ")
+        await trio.testing.wait_all_tasks_blocked()
+        assert app.outcome == []
+        if isinstance(raw.stream, trio.SocketStream):
+            # SO_LINGER 0: close() sends RST instead of FIN.
+            raw.stream.socket.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+        await raw.aclose()
+        with trio.fail_after(5):
+            await raw.server_done.wait()
+    if path == "/final":
+        # The last bytes of the response: a failed send, not a cancellation.
+        assert app.outcome == ["StreamClosedError"]
+    else:
+        # Whichever comes first: the failed send, or the watcher's signal.
+        assert app.outcome in (["cancelled"], ["StreamClosedError"])

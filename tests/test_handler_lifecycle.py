@@ -969,6 +969,35 @@ async def test_a_disconnect_cancels_through_the_connections_scope_and_hooks_stil
     ]
 
 
+async def test_a_client_leaving_during_on_finish_after_an_aborted_response(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The handler failed after its head went out: the response is aborted,
+    # never complete. Its run is over; a client that leaves during
+    # on_finish() must not cancel the hook through the connection's scope.
+    events: list[str] = []
+
+    class H(RequestHandler):
+        async def get(self) -> None:
+            self.write(b"x" * 100)
+            await self.flush()
+            raise RuntimeError("after the head")
+
+        async def on_finish(self) -> None:
+            events.append("on_finish")
+            await trio.sleep(1)
+            events.append("on_finish done")
+
+    async with TestClient(Application([("/", H)])) as client:
+        raw = await client.raw()
+        await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await trio.sleep(0.5)
+        assert events == ["on_finish"]
+        await raw.aclose()
+        await raw.server_done.wait()
+    assert events == ["on_finish", "on_finish done"]
+
+
 async def test_a_head_request_keeps_a_scope_of_its_own(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -132,3 +132,44 @@ async def test_forgetting_a_reused_descriptor_leaves_its_new_owner_watched() -> 
         with trio.fail_after(5):
             await seen.wait()
         watcher.forget(fd, seen.set)
+
+
+@needs_epoll
+async def test_a_reported_socket_kept_open_elsewhere_is_not_reported_again() -> None:
+    # A socket whose hang-up was reported is forgotten, then closed, while
+    # another descriptor keeps it open (a child the application forked
+    # inherits every socket): its registration must be gone by then, or a
+    # later change of the old socket is reported under its number, to the
+    # new connection that has that number now.
+    from trioweb.server._hangup import hangup_watcher
+
+    watcher = hangup_watcher()
+    assert watcher is not None
+    old, old_peer = socket.socketpair()
+    fd = old.fileno()
+    reported = trio.Event()
+    assert watcher.watch(fd, reported.set)
+    old_peer.close()
+    with trio.fail_after(5):
+        await reported.wait()
+    kept = socket.socket(fileno=os.dup(fd))  # the child's copy
+    watcher.forget(fd, reported.set)
+    old.close()
+    new, new_peer = socket.socketpair()
+    if new.fileno() != fd:  # the number was not reused: make it so
+        new_fd = os.dup2(new.fileno(), fd)
+        new.close()
+        new = socket.socket(fileno=new_fd)
+    seen: list[str] = []
+
+    def on_new() -> None:
+        seen.append("new")
+
+    with new, new_peer, kept:
+        assert watcher.watch(fd, on_new)
+        # The old socket changes again (the child shuts it down).
+        kept.shutdown(socket.SHUT_RDWR)
+        await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(0.05)
+        assert seen == [], "the new connection's peer is still there"
+        watcher.forget(fd, on_new)

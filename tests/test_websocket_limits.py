@@ -438,6 +438,45 @@ async def test_a_disconnect_cancels_the_handler_and_on_close_runs_once(
     assert events == ["cancelled at 0", "on_close", "on_finish"]
 
 
+async def test_a_disconnect_is_seen_while_the_reader_waits_for_the_app(
+    autojump_clock: trio.testing.MockClock, transport: str
+) -> None:
+    # The application is busy with a message while the client sends more
+    # than the queue holds: the reader stops reading (backpressure), so it
+    # cannot read the close. Over TCP the kernel still says the client
+    # left: the handler is cancelled at once, not held for as long as the
+    # application is busy. (Memory streams cannot say so: there the first
+    # ping, which fails, ends it.)
+    events: list[str] = []
+    started = trio.Event()
+
+    class Busy(trioweb.WebSocketHandler):
+        async def on_message(self, message: str | bytes) -> None:
+            started.set()
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                events.append(f"cancelled at {trio.current_time() - start:g}")
+                raise
+
+        def on_close(self) -> None:
+            events.append("on_close")
+
+    app = trioweb.Application([("/", Busy)])
+    start = 0.0
+    async with TestClient(app) as client, client.websocket_connect("/") as ws:
+        # In one write: small writes one after the other may still be in
+        # the client's kernel (not yet sent) when it closes, and its FIN
+        # behind them.
+        await ws.send_raw(b"".join(frame(0x1, b"m%d" % i) for i in range(60)))
+        await started.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        await ws.abort()
+    seen = 0 if transport == "tcp" else 20
+    assert events == [f"cancelled at {seen}", "on_close"]
+
+
 async def test_a_clean_close_ends_the_loop_and_cancels_other_work(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

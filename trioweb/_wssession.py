@@ -35,6 +35,7 @@ from wsproto.frame_protocol import (
 )
 
 from .errors import StreamClosedError
+from .server._hangup import wait_for_hangup
 
 if TYPE_CHECKING:
     from .websocket import WebSocketHandler
@@ -236,7 +237,9 @@ class Session:
         self.queue: deque[tuple[int, Any]] = deque()
         self.queued_bytes = 0
         self.message_lot = trio.lowlevel.ParkingLot()
-        self.space_lot = trio.lowlevel.ParkingLot()
+        # Cancelled when the application takes messages and the paused
+        # reader may read on (see _wait_for_space).
+        self.space_scope: trio.CancelScope | None = None
         self.waiting = 0  # tasks waiting in receive()
         self.reader_paused = False
         self.send_lock = trio.Lock()
@@ -332,7 +335,7 @@ class Session:
         ``close_timeout`` to return."""
         self.done = True
         self.message_lot.unpark_all()
-        self.space_lot.unpark_all()
+        self._make_space()
         scope = self.app_scope
         if cancel and not self.waiting:
             scope.cancel()
@@ -412,7 +415,7 @@ class Session:
         if by_app:
             self.done = True
             self.message_lot.unpark_all()
-            self.space_lot.unpark_all()
+            self._make_space()
         else:
             self._end()
 
@@ -434,7 +437,7 @@ class Session:
             if self.queue:
                 kind, data = self.queue.popleft()
                 self.queued_bytes -= len(data)
-                self.space_lot.unpark_all()
+                self._make_space()
                 if kind == _MESSAGE:
                     return data  # type: ignore[no-any-return]
                 if kind == _PING:
@@ -594,9 +597,28 @@ class Session:
         ) and not self.done:
             self.reader_paused = True
             try:
-                await self.space_lot.park()
+                await self._wait_for_space()
             finally:
                 self.reader_paused = False
+
+    async def _wait_for_space(self) -> None:
+        """Wait until the application takes messages (:meth:`_make_space`).
+
+        Meanwhile nothing reads, so a close would wait unread behind the
+        client's frames for as long as the application is busy. The kernel
+        knows of it all the same (:func:`wait_for_hangup`: sockets, TLS over
+        TCP; memory streams cannot tell): a client that leaves then is gone,
+        as when the reader reads the end.
+        """
+        with trio.CancelScope() as self.space_scope:
+            await wait_for_hangup(self.stream)
+            self._abandon()
+        self.space_scope = None
+
+    def _make_space(self) -> None:
+        if self.space_scope is not None:
+            self.space_scope.cancel()
+            self.space_scope = None
 
     async def _pinger(self) -> None:
         counter = 0

@@ -213,6 +213,10 @@ class ASGIExchange:
         :meth:`trioweb.Exchange.cancel_connection_on_disconnect`)."""
         return False
 
+    def stop_cancelling_connection(self) -> None:
+        """Nothing to stop: a disconnect never cancels the connection here
+        (see :meth:`trioweb.Exchange.stop_cancelling_connection`)."""
+
     def on_disconnect(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` when the client goes away during this
         exchange (see :meth:`trioweb.Exchange.on_disconnect`)."""

@@ -698,7 +698,13 @@ class RequestHandler(
                 # per request). The cancellation goes on up and ends the
                 # connection; the hooks below still run (under a shield,
                 # with their own deadlines).
-                await self._run_guarded(path_args, path_kwargs)
+                try:
+                    await self._run_guarded(path_args, path_kwargs)
+                finally:
+                    # The run is over: a client leaving during the hooks
+                    # must not cancel them (an aborted response is never
+                    # complete, so a disconnect would still count).
+                    exchange.stop_cancelling_connection()
             else:
                 with trio.CancelScope() as scope:
                     if self.cancel_on_disconnect:

@@ -139,13 +139,23 @@ class HangupWatcher:
         Nothing happens if ``fd`` is watched for another callback by now:
         a socket closed early (a websocket handler may close its stream)
         frees its number, and a new connection may have it already.
+
+        A socket whose hang-up was reported (its callback is gone) leaves
+        the set too: closing it would not remove it while another
+        descriptor keeps the socket open (a child the application forked
+        inherits every socket), and the set would go on reporting it under
+        a number that a new connection will get.
         """
-        if self._callbacks.get(fd) != callback:
-            return
-        del self._callbacks[fd]
+        current = self._callbacks.get(fd)
+        if current is not None:
+            if current != callback:
+                return
+            del self._callbacks[fd]
         try:
             self._epoll.unregister(fd)
-        except OSError:
+        except (OSError, ValueError):
+            # Not there (closed early, or another socket's now), or the
+            # watcher is closed (the run is ending).
             pass
 
     async def _run(self) -> None:

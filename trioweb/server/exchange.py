@@ -366,6 +366,19 @@ class Exchange:
             return True
         return False
 
+    def stop_cancelling_connection(self) -> None:
+        """The run that :meth:`cancel_connection_on_disconnect` put in the
+        connection's scope is over: a disconnect from now on cancels
+        nothing (it still fires :meth:`on_disconnect` callbacks and sets
+        :attr:`disconnected`).
+
+        What follows the run -- hooks with deadlines of their own -- must
+        not be cut short by a client that leaves meanwhile, even when the
+        response is not complete (an application that failed after the head
+        went out aborted it).
+        """
+        self._cancels_connection = False
+
     def _client_left(self) -> None:
         """The client left before its response was complete."""
         self._fire_callbacks()

@@ -82,6 +82,10 @@ error_log = logging.getLogger("trioweb.error")
 RECEIVE_SIZE = 64 * 1024
 #: The reader stops reading when this much is buffered and not yet parsed.
 READ_AHEAD_LIMIT = 64 * 1024
+#: How long a connection the server ends, with the client's bytes unread,
+#: keeps reading (and discarding) before it closes: see
+#: :meth:`HTTP1Connection._close_in_stages`.
+LINGER_SECONDS = 2.0
 
 
 def _plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
@@ -141,6 +145,7 @@ class HTTP1Connection(Sending):
         "_closing",
         "_eof_fed",
         "_fd",
+        "_handed_over",
         "_hung_up",
         "_phase",
         "_rbuf",
@@ -202,6 +207,8 @@ class HTTP1Connection(Sending):
         # The peer hung up, seen while unread bytes were still before the
         # FIN (the reader will read them, and the EOF, in time).
         self._hung_up = False
+        # The stream was handed to another protocol (stop_reading).
+        self._handed_over = False
         self._active: Exchange | None = None
         # One long-lived cancel scope times the waits between requests, its
         # deadline moving (keep-alive idle, then the header timeout) instead
@@ -291,6 +298,7 @@ class HTTP1Connection(Sending):
                 await self._reject(
                     rejection.status, rejection.detail, head=rejection.head
                 )
+            await self._close_in_stages()
         except Exception:
             # Bugs in the engine itself: never let them reach the listener.
             error_log.exception("internal error serving %s", self._peer_name())
@@ -300,6 +308,56 @@ class HTTP1Connection(Sending):
             finally:
                 if self.on_close is not None:
                     self.on_close(self)
+
+    async def _close_in_stages(self) -> None:
+        """Before the server closes a socket the client may still be
+        sending on: send the FIN, and read (and discard) until the client
+        closes too, for up to :data:`LINGER_SECONDS` (RFC 9112, 9.6).
+
+        Closing a socket with received bytes unread makes the kernel reset
+        the connection instead of ending it: what the client has not read
+        yet of the last response, and what is still in the server's send
+        buffer, is lost. That happens whenever the server ends a connection
+        the client is not done with: a request pipelined behind a
+        ``Connection: close`` one (or behind the last one
+        ``max_requests_per_connection`` allows, or one answered during a
+        graceful shutdown), a body left unread behind a 413 or a 400. On
+        the plain-TCP path nothing reads while a handler runs, so any
+        bytes that came then are still in the kernel.
+
+        Only when there are unread bytes now (nginx's heuristic): a
+        connection that ends with nothing unread closes at once. Not after
+        a failed or aborted write (the connection is broken: a reset is
+        the honest end), not after an upgrade (the protocol that took the
+        stream over has its own closing, and its own deadline for it), and
+        not on streams that are not plain sockets (TLS has its own closing;
+        memory streams hold nothing).
+        """
+        if self.peer_closed or self._hung_up or self._broken or self._handed_over:
+            return
+        sock = self._sock or _plain_socket(self.stream)
+        if sock is None:
+            return
+        try:
+            # A peek at one byte: the common case (nothing unread) costs
+            # one system call and no buffer.
+            if not sock.recv(1, socket.MSG_PEEK):
+                return  # the client closed too: nothing to wait for
+            # The FIN goes out behind the response: the client reads it
+            # whole, then the end of the connection.
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:  # BlockingIOError: nothing unread, close at once
+            return
+        with trio.move_on_after(LINGER_SECONDS):
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                try:
+                    if not sock.recv(RECEIVE_SIZE):
+                        return
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return
 
     # -- the plain-TCP fast path ------------------------------------------------
 
@@ -388,6 +446,7 @@ class HTTP1Connection(Sending):
     async def stop_reading(self) -> bytes:
         """Stop the reader task for good (a protocol switch); return the
         bytes received and not parsed, in order."""
+        self._handed_over = True
         if self._reading is not None:
             self._reading.scope.cancel()
             await self._reading.done.wait()

@@ -68,6 +68,9 @@ def _serve(requests: int) -> None:
         def cancel_connection_on_disconnect(self) -> bool:
             return True
 
+        def stop_cancelling_connection(self) -> None:
+            pass
+
         def on_disconnect(self, callback: Callable[[], object]) -> None:
             pass
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import h11
 
@@ -37,6 +37,15 @@ from .headmeter import CONNECT_REFUSED, HeadMeter
 
 if TYPE_CHECKING:
     from .config import ServerConfig
+
+try:
+    from h11._readers import maybe_read_from_IDLE_client as _h11_read_request
+    from h11._receivebuffer import ReceiveBuffer as _H11Buffer
+except ImportError:  # a later h11: _pick_head_reader uses the public API
+    pass
+
+#: A request head as h11 reads it: method, target, version, fields.
+_Head = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]]]
 
 __all__ = [
     "BACKENDS",
@@ -57,50 +66,120 @@ __all__ = [
 ]
 
 
+def _read_head_public(head: bytes) -> _Head:
+    """Read a complete request head with h11's public API: a Connection."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head))
+    conn.receive_data(head)
+    event = conn.next_event()
+    assert type(event) is h11.Request, event
+    return event.method, event.target, event.http_version, list(event.headers)
+
+
+def _read_head_private(head: bytes) -> _Head:
+    """Read a complete request head with the reader an h11.Connection uses
+    (``h11._readers``), without the Connection: about a third of the cost.
+
+    Private to h11, so checked at import (:func:`_pick_head_reader`), and
+    ``tests/test_parsers_h11.py`` fails if h11 changes it.
+    """
+    buffer = _H11Buffer()
+    buffer += head
+    event = _h11_read_request(buffer)
+    assert event is not None  # a whole head
+    return (
+        event.method,
+        event.target,
+        event.http_version,
+        # Headers.__iter__ is Sequence's: a Python call per field.
+        [(name, value) for _, name, value in event.headers._full_items],
+    )
+
+
+def _pick_head_reader() -> Callable[[bytes], _Head]:
+    """The private reader if it reads a test head exactly as the public
+    API does, else the public API."""
+    probe = (
+        b"POST /p?q HTTP/1.0\r\nHost: h\r\nX-A:  a b \t\r\n"
+        b"Transfer-Encoding: Chunked\r\nX-B:\r\n\r\n"
+    )
+    try:
+        if _read_head_private(probe) == _read_head_public(probe):
+            return _read_head_private
+    except Exception:
+        pass  # any change of the private API
+    return _read_head_public
+
+
+#: How the h11 backend reads a head: method, target, version, fields.
+_read_head = _pick_head_reader()
+
+
+# The states of an H11Parser between requests (see H11Parser.next_event).
+_IDLE = 0  # reading a head
+_BODY = 1  # reading a body framed by Content-Length (0 without a body)
+_DONE = 2  # the request is complete: waiting for next_request()
+_CLOSED = 3  # the peer closed between requests
+_FAILED = 4  # h11 refused the input: it refuses everything after it
+
+
 class H11Parser:
     """The default parser: h11's request reader.
 
     h11 is a full connection state machine, responses included. trioweb
-    writes responses itself (:mod:`trioweb.server.writer`), so it uses a fresh
-    ``h11.Connection`` per request, only ever reading from it: that costs
-    less than a third of driving h11's response side for every request, and
-    keeps the read side exactly h11's -- except for chunked bodies, which
-    :class:`~trioweb.server.chunked.ChunkedReader` decodes (h11 accepts chunk lines
-    RFC 9112 does not), and duplicate ``Content-Length`` fields, which h11
-    merges when they agree and trioweb refuses, as llhttp does.
+    writes responses itself (:mod:`trioweb.server.writer`) and applies the
+    rules of a connection itself (keep-alive, ``Expect``, upgrades:
+    :mod:`trioweb.server.headrules` and the engine), so it only asks h11 to
+    read each request head: the request line and field syntax, the ``Host``
+    count, the ``Content-Length`` and ``Transfer-Encoding`` checks are all
+    h11's. Reading the head with h11's reader instead of an
+    ``h11.Connection`` per request skips the state machine, whose answers
+    trioweb computes again anyway; it costs a third of what a Connection
+    did (see docs/performance.md, "h11 backend diet"). What the Connection
+    still decided -- how a body is framed, what a request's end and the
+    peer's EOF mean -- this class does as h11 does, down to the messages.
+
+    The bodies are framed here: by Content-Length (bytes counted off the
+    buffer), or chunked, which :class:`~trioweb.server.chunked.ChunkedReader`
+    decodes (h11 accepts chunk lines RFC 9112 does not). Duplicate
+    ``Content-Length`` fields, which h11 merges when they agree, are
+    refused here, as llhttp does.
     """
 
     __slots__ = (
+        "_buf",
         "_chunks",
-        "_conn",
-        "_head_parts",
+        "_closed",
+        "_headers",
+        "_left",
         "_max_head",
         "_max_header_size",
         "_max_request_line",
         "_meter",
+        "_state",
+        "_version",
     )
 
     def __init__(self, max_request_line: int, max_header_size: int) -> None:
         self._max_request_line = max_request_line
         self._max_header_size = max_header_size
         # The head meter applies the head limits before h11 sees the bytes;
-        # h11's own bound (the largest head the meter lets through: both
-        # limits, the line ends, a CR) is only a safety net behind it.
+        # h11's own bound on an incomplete head (the largest the meter lets
+        # through: both limits, the line ends, a CR) is a safety net behind.
         self._max_head = max_request_line + max_header_size + 4
         self._meter = HeadMeter()
-        # Made when the first byte of a request arrives: an idle keep-alive
-        # connection holds no h11 state (about 0.9 KiB each).
-        self._conn: h11.Connection | None = None
-        # The chunked body being read, once h11 has parsed its head.
+        self._state = _IDLE
+        # Received and not yet parsed: the head being read (from its first
+        # byte: empty lines before it are dropped), the body, then whatever
+        # the client pipelined. An idle keep-alive connection holds b"".
+        self._buf = b""
+        self._closed = False  # the peer's EOF is in (after _buf)
+        self._left = 0  # bytes of a Content-Length body still to come
+        # The chunked body being read, once its head is parsed.
         self._chunks: ChunkedReader | None = None
-        # The pieces that hold the head being parsed (for the raw checks).
-        self._head_parts: list[bytes] = []
-
-    def _new_conn(self) -> h11.Connection:
-        self._conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self._max_head
-        )
-        return self._conn
+        # The last head's fields and version: what h11 does after the
+        # request's end depends on them (see _after_end).
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._version = b""
 
     def feed(self, data: bytes) -> None:
         """Add received bytes; ``b""`` means the peer closed (EOF).
@@ -111,82 +190,144 @@ class H11Parser:
         if self._chunks is not None:
             self._chunks.feed(data)
             return
+        if not data:
+            self._closed = True
+            return
         meter = self._meter
-        if data and meter.fields < 0:
+        if meter.fields < 0:
             if meter.size == 0:
                 # Empty lines before a request line are skipped (RFC 9112
                 # 2.2); h11 would call them a malformed request.
                 data = data.lstrip(b"\r\n")
                 if not data:
                     return
-            self._head_parts.append(data)
             meter.feed(data)
             meter.check(self._max_request_line, self._max_header_size)
-        (self._conn or self._new_conn()).receive_data(data)
+        self._buf = self._buf + data if self._buf else data
 
     def next_event(self) -> Event:
         """The next event, or :data:`NEED_DATA` (see the module docs)."""
         if self._chunks is not None:
             return _chunk_event(self._chunks)
-        if self._conn is None:
+        state = self._state
+        if state == _BODY:
+            left = self._left
+            if left == 0:
+                self._state = _DONE
+                return END
+            buf = self._buf
+            if buf:
+                if len(buf) <= left:
+                    self._buf = b""
+                    self._left = left - len(buf)
+                    return buf
+                self._buf = buf[left:]
+                self._left = 0
+                return buf[:left]
+            if self._closed:
+                self._fail(
+                    "peer closed connection without sending complete message "
+                    f"body (received {self._body_size() - left} bytes, "
+                    f"expected {self._body_size()})"
+                )
             return NEED_DATA
-        try:
-            event = self._conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ProtocolError(exc.error_status_hint, str(exc)) from None
-        kind = type(event)
-        if kind is h11.Data:
-            return bytes(event.data)  # type: ignore[union-attr]
-        if kind is h11.Request:
-            return self._head(event)  # type: ignore[arg-type]
-        if kind is h11.EndOfMessage:
-            return END
-        if event is h11.NEED_DATA:
-            return NEED_DATA
-        if event is h11.PAUSED:
-            return PAUSED
-        return CLOSED  # h11.ConnectionClosed
+        if state == _IDLE:
+            if self._meter.fields >= 0:
+                return self._head()
+            return self._incomplete_head()
+        return self._after_end()
 
-    def _head(self, event: h11.Request) -> RequestHead:
-        headers = list(event.headers)
-        for name, _ in headers:
+    def _incomplete_head(self) -> Event:
+        # What h11 says of a head it has not all of (the meter has passed
+        # every byte of it).
+        buf = self._buf
+        if buf[:1] and buf[0] < 0x21:
+            # A space (the only such byte the meter lets through): h11
+            # refuses it without waiting for the line.
+            self._fail("illegal request line")
+        if not buf:
+            if self._closed:
+                self._state = _CLOSED
+                return CLOSED
+            return NEED_DATA
+        if len(buf) > self._max_head:
+            self._fail("Receive buffer too long", 431)
+        if self._closed:
+            self._fail("peer unexpectedly closed connection")
+        return NEED_DATA
+
+    def _head(self) -> RequestHead:
+        # The meter has found the head's end: its fields and the blank line
+        # (a CRLF: the meter refuses bare LFs).
+        meter = self._meter
+        end = meter.lf + 1 + meter.fields + 2
+        buf = self._buf
+        head = buf[:end]
+        self._buf = buf[end:]
+        try:
+            method, target, version, headers = _read_head(head)
+        except h11.ProtocolError as exc:
+            self._state = _FAILED
+            raise ProtocolError(exc.error_status_hint, str(exc)) from None
+        self._headers = headers
+        self._version = version
+        self._state = _BODY
+        self._left = 0
+        for name, value in headers:
             if name == b"content-length":
-                self._check_content_length()
+                # h11 has checked the digits (at most 20 of them).
+                self._left = int(value)
+                _check_content_length(head)
             elif name == b"transfer-encoding":
                 # h11 has refused every coding but chunked. The body is ours.
-                assert self._conn is not None
-                data, closed = self._conn.trailing_data
-                self._conn = None
                 chunks = self._chunks = ChunkedReader(
-                    bytes(data), max_trailer_size=self._max_header_size
+                    self._buf, max_trailer_size=self._max_header_size
                 )
-                if closed:
+                self._buf = b""
+                if self._closed:
                     chunks.feed(b"")
-        self._head_parts = []
-        return RequestHead(event.method, event.target, event.http_version, headers)
+        return RequestHead(method, target, version, headers)
 
-    def _check_content_length(self) -> None:
-        # h11 merges Content-Length fields that agree ("5" twice, or "5, 5")
-        # into one; llhttp refuses them. Look at the raw head to refuse them
-        # here too: the backends must frame every request alike.
-        head = b"".join(self._head_parts).lower()
-        end = head.find(b"\r\n\r\n")
-        first = head.find(b"\ncontent-length:", 0, end)
-        if head.find(b"\ncontent-length:", first + 1, end) >= 0:
-            raise ProtocolError(400, "more than one Content-Length")
-        if head.find(b",", first, head.find(b"\r", first)) >= 0:
-            raise ProtocolError(400, "a list in Content-Length")
+    def _body_size(self) -> int:
+        for name, value in self._headers:
+            if name == b"content-length":
+                return int(value)
+        return 0  # (unreachable: a body without a length never waits)
+
+    def _after_end(self) -> Event:
+        # As h11's state machine answers once the request is complete, until
+        # next_request(): the engine reads nothing more, but may ask.
+        state = self._state
+        if state == _FAILED:
+            self._fail("Can't receive data when peer state is ERROR")
+        if state == _DONE:
+            if _comma_values(self._headers, b"upgrade"):
+                return PAUSED  # a protocol switch was proposed
+            if self._buf:
+                if self._version < b"1.1" or b"close" in _comma_values(
+                    self._headers, b"connection"
+                ):
+                    self._fail("Got data when expecting EOF")
+                return PAUSED
+        if self._closed:
+            self._state = _CLOSED
+            return CLOSED
+        return NEED_DATA
+
+    def _fail(self, detail: str, status: int = 400) -> NoReturn:
+        self._state = _FAILED
+        raise ProtocolError(status, detail)
 
     def buffered(self) -> bytes:
         """The bytes received and not yet parsed (a copy)."""
         if self._chunks is not None:
             return self._chunks.leftover or b"-"
-        return b"" if self._conn is None else self._conn.trailing_data[0]
+        return self._buf
 
     def leftover(self) -> bytes:
         """The bytes after a complete request without a body: another
         protocol's, once the connection switches to it (a websocket)."""
-        return b"" if self._conn is None else bytes(self._conn.trailing_data[0])
+        return b"" if self._chunks is not None else self._buf
 
     def limit_body(self, limit: int) -> None:
         """Refuse (413) a chunked body as soon as it declares more than
@@ -199,30 +340,46 @@ class H11Parser:
 
         Raises :exc:`ProtocolError` if those bytes already break a limit.
         """
-        self._meter = HeadMeter()
-        self._head_parts = []
+        meter = self._meter = HeadMeter()
+        self._state = _IDLE
         chunks = self._chunks
         if chunks is not None:
             self._chunks = None
-            data, closed = chunks.leftover, chunks.closed
-        elif self._conn is not None:
-            view, closed = self._conn.trailing_data
-            data = bytes(view)
+            data = chunks.leftover
+            self._closed = chunks.closed
         else:
-            return b""
-        self._conn = None
+            data = self._buf
         data = data.lstrip(b"\r\n")
+        self._buf = data
         if data:
-            self._head_parts.append(data)
-            self._meter.feed(data)
-            self._meter.check(self._max_request_line, self._max_header_size)
-        if data or closed:
-            conn = self._new_conn()
-            if data:
-                conn.receive_data(data)
-            if closed:
-                conn.receive_data(b"")
+            meter.feed(data)
+            meter.check(self._max_request_line, self._max_header_size)
         return data
+
+
+def _check_content_length(head: bytes) -> None:
+    # h11 merges Content-Length fields that agree ("5" twice, or "5, 5")
+    # into one; llhttp refuses them. Look at the raw head to refuse them
+    # here too: the backends must frame every request alike.
+    head = head.lower()
+    end = len(head) - 4
+    first = head.find(b"\ncontent-length:", 0, end)
+    if head.find(b"\ncontent-length:", first + 1, end) >= 0:
+        raise ProtocolError(400, "more than one Content-Length")
+    if head.find(b",", first, head.find(b"\r", first)) >= 0:
+        raise ProtocolError(400, "a list in Content-Length")
+
+
+def _comma_values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """The values of the fields ``name``, split at commas, as h11 reads a
+    list field."""
+    return [
+        item
+        for field, value in headers
+        if field == name
+        for item in (part.strip() for part in value.lower().split(b","))
+        if item
+    ]
 
 
 def _chunk_event(chunks: ChunkedReader) -> Event:

@@ -94,7 +94,7 @@ def test_the_public_fallback_parses_any_bytes_alike(pieces: list[bytes]) -> None
 def test_a_broken_private_reader_falls_back_to_the_public_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delattr(parsers, "_H11Buffer")
+    monkeypatch.delattr(parsers, "_h11_request_line")
     assert parsers._pick_head_reader() is parsers._read_head_public
 
 

@@ -39,8 +39,7 @@ if TYPE_CHECKING:
     from .config import ServerConfig
 
 try:
-    from h11._readers import maybe_read_from_IDLE_client as _h11_read_request
-    from h11._receivebuffer import ReceiveBuffer as _H11Buffer
+    from h11._readers import request_line_re as _h11_request_line
 except ImportError:  # a later h11: _pick_head_reader uses the public API
     pass
 
@@ -76,16 +75,40 @@ def _read_head_public(head: bytes) -> _Head:
 
 
 def _read_head_private(head: bytes) -> _Head:
-    """Read a complete request head with the reader an h11.Connection uses
-    (``h11._readers``), without the Connection: about a third of the cost.
+    """Read a complete request head as h11's reader does, with less work:
+    about a fifth of what a Connection costs.
 
-    Private to h11, so checked at import (:func:`_pick_head_reader`), and
-    ``tests/test_parsers_h11.py`` fails if h11 changes it.
+    Only for a head the :class:`HeadMeter` has let through, whose lines all
+    end in CRLF and whose field lines are ``token ":" value`` with no
+    control character but HTAB. h11's field-line pattern matches every such
+    line, and takes the name and the value without its surrounding SP and
+    HTAB: what ``partition`` and ``strip`` give, without a regex per line.
+    The request line is matched with h11's own pattern (it refuses targets
+    the meter lets through: obs-text), and ``h11.Request`` applies h11's
+    checks (the Host count, Content-Length, Transfer-Encoding).
+
+    ``request_line_re``, ``Request(_parsed=True)`` and
+    ``Headers._full_items`` are private to h11, so checked at import
+    (:func:`_pick_head_reader`), and ``tests/test_parsers_h11.py`` fails if
+    h11 changes them.
     """
-    buffer = _H11Buffer()
-    buffer += head
-    event = _h11_read_request(buffer)
-    assert event is not None  # a whole head
+    lines = head[:-4].split(b"\r\n")
+    line = lines[0]
+    match = _h11_request_line.fullmatch(line)
+    if match is None:
+        # h11's message, to the letter (it splits a bytearray).
+        raise h11.LocalProtocolError(f"illegal request line: {bytearray(line)!r}")
+    fields = []
+    for field in lines[1:]:
+        name, _, value = field.partition(b":")
+        fields.append((name, value.strip(b" \t")))
+    event = h11.Request(
+        method=match["method"],
+        target=match["target"],
+        http_version=match["http_version"],
+        headers=fields,
+        _parsed=True,
+    )
     return (
         event.method,
         event.target,

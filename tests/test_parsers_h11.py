@@ -7,6 +7,8 @@ reads every request alike.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -56,17 +58,33 @@ _HEADS = st.builds(
             st.one_of(
                 _TOKEN,
                 st.sampled_from(
-                    [b"Host", b"Content-Length", b"Transfer-Encoding", b"Upgrade"]
+                    [b"Host", b"content-length", b"Transfer-Encoding", b"Upgrade"]
                 ),
             ),
-            st.one_of(_VALUE, st.sampled_from([b" 5", b"5, 5", b"chunked", b"x"])),
+            st.one_of(
+                _VALUE,
+                st.sampled_from(
+                    [
+                        b" 5",
+                        b"5, 5",
+                        b"5,,5",
+                        b"5, 6",
+                        b" 5 ,5\t",
+                        b"0" * 21,
+                        b"",
+                        b"chunked",
+                        b" Chunked ",
+                        b"chunked, chunked",
+                    ]
+                ),
+            ),
         ),
-        max_size=4,
+        max_size=5,
     ),
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(_HEADS)
 def test_both_head_readers_read_any_head_alike(head: bytes) -> None:
     # Given whole heads that the head meter let through, as in the parser.
@@ -167,3 +185,13 @@ def test_any_bytes_after_a_head_are_the_next_requests(tail: bytes) -> None:
     assert isinstance(parser.next_event(), RequestHead)
     assert parser.next_event() is END
     assert parser.buffered() == tail
+
+
+def test_an_idle_parser_keeps_nothing_of_the_last_request() -> None:
+    parser = _parser(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: b\r\n\r\n")
+    head = parser.next_event()
+    assert isinstance(head, RequestHead)
+    assert parser.next_event() is END
+    assert any(ref is head.headers for ref in gc.get_referents(parser))
+    parser.next_request()
+    assert not any(ref is head.headers for ref in gc.get_referents(parser))

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.test_parsers_differential import parse, streams
-from trioweb.server import parsers
+from trioweb.server import h11parser
 from trioweb.server.headmeter import HeadMeter
 from trioweb.server.parsers import (
     END,
@@ -30,13 +30,13 @@ def test_the_private_head_reader_is_in_use() -> None:
     # If this fails, h11 changed its private reader (or how it reads): the
     # backend has fallen back to the public API, correct but slower. Update
     # _read_head_private, or pin h11.
-    assert parsers._read_head is parsers._read_head_private
+    assert h11parser._read_head is h11parser._read_head_private
 
 
-def _read(reader: parsers.Callable[[bytes], parsers._Head], head: bytes) -> object:
+def _read(reader: h11parser.Callable[[bytes], h11parser._Head], head: bytes) -> object:
     try:
         return reader(head)
-    except parsers.h11.ProtocolError as exc:
+    except h11parser.h11.ProtocolError as exc:
         return ("refused", exc.error_status_hint, str(exc))
 
 
@@ -91,8 +91,8 @@ def test_both_head_readers_read_any_head_alike(head: bytes) -> None:
     meter = HeadMeter()
     meter.feed(head)
     assume(meter.error is None)
-    assert _read(parsers._read_head_private, head) == _read(
-        parsers._read_head_public, head
+    assert _read(h11parser._read_head_private, head) == _read(
+        h11parser._read_head_public, head
     )
 
 
@@ -105,15 +105,15 @@ def test_both_head_readers_read_any_head_alike(head: bytes) -> None:
 def test_the_public_fallback_parses_any_bytes_alike(pieces: list[bytes]) -> None:
     fast = parse(H11Parser, pieces)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(parsers, "_read_head", parsers._read_head_public)
+        patch.setattr(h11parser, "_read_head", h11parser._read_head_public)
         assert parse(H11Parser, pieces) == fast
 
 
 def test_a_broken_private_reader_falls_back_to_the_public_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delattr(parsers, "_h11_request_line")
-    assert parsers._pick_head_reader() is parsers._read_head_public
+    monkeypatch.delattr(h11parser, "_h11_request_line")
+    assert h11parser._pick_head_reader() is h11parser._read_head_public
 
 
 def _parser(data: bytes) -> H11Parser:

@@ -29,8 +29,6 @@ from trioweb.server.parsers import (
     RequestHead,
 )
 
-pytest.importorskip("httptools")
-
 LIMITS = (200, 400)  # max_request_line, max_header_size
 BODY_LIMIT = 1000
 
@@ -185,4 +183,5 @@ def streams(draw: st.DrawFn) -> list[bytes]:
 )
 @example([b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"])
 def test_both_backends_agree_on_any_bytes(pieces: list[bytes]) -> None:
+    pytest.importorskip("httptools")
     assert parse(H11Parser, pieces) == parse(HttptoolsParser, pieces)

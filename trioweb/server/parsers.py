@@ -21,9 +21,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import h11
-
-from .chunked import ChunkedBodyError, ChunkedReader
+from .chunked import ChunkedReader
 from .events import (
     CLOSED,
     END,
@@ -33,6 +31,7 @@ from .events import (
     ProtocolError,
     RequestHead,
 )
+from .h11parser import H11Parser, _chunk_event
 from .headmeter import CONNECT_REFUSED, HeadMeter
 
 if TYPE_CHECKING:
@@ -55,186 +54,6 @@ __all__ = [
     "make_parser",
     "resolve_backend",
 ]
-
-
-class H11Parser:
-    """The default parser: h11's request reader.
-
-    h11 is a full connection state machine, responses included. trioweb
-    writes responses itself (:mod:`trioweb.server.writer`), so it uses a fresh
-    ``h11.Connection`` per request, only ever reading from it: that costs
-    less than a third of driving h11's response side for every request, and
-    keeps the read side exactly h11's -- except for chunked bodies, which
-    :class:`~trioweb.server.chunked.ChunkedReader` decodes (h11 accepts chunk lines
-    RFC 9112 does not), and duplicate ``Content-Length`` fields, which h11
-    merges when they agree and trioweb refuses, as llhttp does.
-    """
-
-    __slots__ = (
-        "_chunks",
-        "_conn",
-        "_head_parts",
-        "_max_head",
-        "_max_header_size",
-        "_max_request_line",
-        "_meter",
-    )
-
-    def __init__(self, max_request_line: int, max_header_size: int) -> None:
-        self._max_request_line = max_request_line
-        self._max_header_size = max_header_size
-        # The head meter applies the head limits before h11 sees the bytes;
-        # h11's own bound (the largest head the meter lets through: both
-        # limits, the line ends, a CR) is only a safety net behind it.
-        self._max_head = max_request_line + max_header_size + 4
-        self._meter = HeadMeter()
-        # Made when the first byte of a request arrives: an idle keep-alive
-        # connection holds no h11 state (about 0.9 KiB each).
-        self._conn: h11.Connection | None = None
-        # The chunked body being read, once h11 has parsed its head.
-        self._chunks: ChunkedReader | None = None
-        # The pieces that hold the head being parsed (for the raw checks).
-        self._head_parts: list[bytes] = []
-
-    def _new_conn(self) -> h11.Connection:
-        self._conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self._max_head
-        )
-        return self._conn
-
-    def feed(self, data: bytes) -> None:
-        """Add received bytes; ``b""`` means the peer closed (EOF).
-
-        Raises :exc:`ProtocolError` (414, 431) as soon as the request head
-        outgrows a limit, complete or not.
-        """
-        if self._chunks is not None:
-            self._chunks.feed(data)
-            return
-        meter = self._meter
-        if data and meter.fields < 0:
-            if meter.size == 0:
-                # Empty lines before a request line are skipped (RFC 9112
-                # 2.2); h11 would call them a malformed request.
-                data = data.lstrip(b"\r\n")
-                if not data:
-                    return
-            self._head_parts.append(data)
-            meter.feed(data)
-            meter.check(self._max_request_line, self._max_header_size)
-        (self._conn or self._new_conn()).receive_data(data)
-
-    def next_event(self) -> Event:
-        """The next event, or :data:`NEED_DATA` (see the module docs)."""
-        if self._chunks is not None:
-            return _chunk_event(self._chunks)
-        if self._conn is None:
-            return NEED_DATA
-        try:
-            event = self._conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ProtocolError(exc.error_status_hint, str(exc)) from None
-        kind = type(event)
-        if kind is h11.Data:
-            return bytes(event.data)  # type: ignore[union-attr]
-        if kind is h11.Request:
-            return self._head(event)  # type: ignore[arg-type]
-        if kind is h11.EndOfMessage:
-            return END
-        if event is h11.NEED_DATA:
-            return NEED_DATA
-        if event is h11.PAUSED:
-            return PAUSED
-        return CLOSED  # h11.ConnectionClosed
-
-    def _head(self, event: h11.Request) -> RequestHead:
-        headers = list(event.headers)
-        for name, _ in headers:
-            if name == b"content-length":
-                self._check_content_length()
-            elif name == b"transfer-encoding":
-                # h11 has refused every coding but chunked. The body is ours.
-                assert self._conn is not None
-                data, closed = self._conn.trailing_data
-                self._conn = None
-                chunks = self._chunks = ChunkedReader(
-                    bytes(data), max_trailer_size=self._max_header_size
-                )
-                if closed:
-                    chunks.feed(b"")
-        self._head_parts = []
-        return RequestHead(event.method, event.target, event.http_version, headers)
-
-    def _check_content_length(self) -> None:
-        # h11 merges Content-Length fields that agree ("5" twice, or "5, 5")
-        # into one; llhttp refuses them. Look at the raw head to refuse them
-        # here too: the backends must frame every request alike.
-        head = b"".join(self._head_parts).lower()
-        end = head.find(b"\r\n\r\n")
-        first = head.find(b"\ncontent-length:", 0, end)
-        if head.find(b"\ncontent-length:", first + 1, end) >= 0:
-            raise ProtocolError(400, "more than one Content-Length")
-        if head.find(b",", first, head.find(b"\r", first)) >= 0:
-            raise ProtocolError(400, "a list in Content-Length")
-
-    def buffered(self) -> bytes:
-        """The bytes received and not yet parsed (a copy)."""
-        if self._chunks is not None:
-            return self._chunks.leftover or b"-"
-        return b"" if self._conn is None else self._conn.trailing_data[0]
-
-    def leftover(self) -> bytes:
-        """The bytes after a complete request without a body: another
-        protocol's, once the connection switches to it (a websocket)."""
-        return b"" if self._conn is None else bytes(self._conn.trailing_data[0])
-
-    def limit_body(self, limit: int) -> None:
-        """Refuse (413) a chunked body as soon as it declares more than
-        ``limit`` bytes (the exchange's body limit)."""
-        if self._chunks is not None:
-            self._chunks.limit = limit
-
-    def next_request(self) -> bytes:
-        """Get ready for the next request; return the bytes already buffered.
-
-        Raises :exc:`ProtocolError` if those bytes already break a limit.
-        """
-        self._meter = HeadMeter()
-        self._head_parts = []
-        chunks = self._chunks
-        if chunks is not None:
-            self._chunks = None
-            data, closed = chunks.leftover, chunks.closed
-        elif self._conn is not None:
-            view, closed = self._conn.trailing_data
-            data = bytes(view)
-        else:
-            return b""
-        self._conn = None
-        data = data.lstrip(b"\r\n")
-        if data:
-            self._head_parts.append(data)
-            self._meter.feed(data)
-            self._meter.check(self._max_request_line, self._max_header_size)
-        if data or closed:
-            conn = self._new_conn()
-            if data:
-                conn.receive_data(data)
-            if closed:
-                conn.receive_data(b"")
-        return data
-
-
-def _chunk_event(chunks: ChunkedReader) -> Event:
-    if chunks.done:
-        return PAUSED
-    try:
-        piece = chunks.read()
-    except ChunkedBodyError as exc:
-        raise ProtocolError(exc.status, exc.detail) from None
-    if piece is None:
-        return END
-    return piece or NEED_DATA
 
 
 def _httptools_status(message: str) -> int:

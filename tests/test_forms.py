@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import tracemalloc
 import urllib.parse
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from linear import assert_linear
 
-from trioweb import Application, HTTPError, HTTPServerRequest, RequestHandler
+from trioweb import Application, HTTPError, HTTPServerRequest, RequestHandler, forms
 from trioweb.forms import (
     is_json_type,
     media_type,
@@ -285,6 +286,68 @@ def test_parse_json_is_linear(make: Any) -> None:
     # same path (past the limit). With 64, a busy machine shrank the small
     # input under the limit, and timed a cheap success against a walk.
     assert_linear(lambda body: parse_json(body, "application/json", 4), make)
+
+
+def test_too_deep_json_is_refused_before_it_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The depth is measured on the bytes: a body over the limit never
+    # reaches the decoder, so none of its objects is made.
+    def loads(text: str) -> Any:
+        raise AssertionError("json.loads was called")
+
+    monkeypatch.setattr(forms.json, "loads", loads)
+    for body in (b"[" * 65 + b"]" * 65, b'[{"a":' * 40 + b"1" + b"}]" * 40):
+        with pytest.raises(HTTPError) as info:
+            parse_json(body, "application/json", 64)
+        assert "max_json_depth=64" in (info.value.reason or "")
+
+
+def test_the_depth_check_runs_no_python_code_per_container() -> None:
+    # Ten megabytes of "[]," is 3.5 million containers: walking them in
+    # Python after the parse cost several times the parse (over 10 s).
+    body = b"[" + b"[]," * 10_000 + b"{}]"
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        value = parse_json(body, "application/json", 64)
+    finally:
+        sys.setprofile(None)
+    assert len(value) == 10_001
+    assert calls < 100  # a few dozen: json.loads and its helpers
+
+
+_json_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab,:\u00e9'),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet='[{"\\', max_size=3), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def _reference_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list):
+        return 0
+    return 1 + max(map(_reference_depth, value), default=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values, st.sampled_from([None, 1]))
+def test_the_depth_measured_on_the_bytes_is_the_real_one(
+    value: Any, indent: int | None
+) -> None:
+    body = json.dumps(value, indent=indent, ensure_ascii=False).encode()
+    assert forms._nesting(body, 1000) == _reference_depth(value)
 
 
 @settings(max_examples=200, deadline=None)

@@ -296,7 +296,7 @@ def test_too_deep_json_is_refused_before_it_is_built(
     def loads(text: str) -> Any:
         raise AssertionError("json.loads was called")
 
-    monkeypatch.setattr(forms.json, "loads", loads)
+    monkeypatch.setattr(json, "loads", loads)
     for body in (b"[" * 65 + b"]" * 65, b'[{"a":' * 40 + b"1" + b"}]" * 40):
         with pytest.raises(HTTPError) as info:
             parse_json(body, "application/json", 64)

@@ -64,7 +64,7 @@ def parse_urlencoded(
         if data.count(b"&") < max_fields
         else (m.group() for m in _FIELD.finditer(data))
     )
-    unquote = urllib.parse.unquote_to_bytes
+    unquote = _unquote
     count = 0
     for field in fields:
         if not field:
@@ -89,6 +89,29 @@ def parse_urlencoded(
             value = unquote(value)
         result.setdefault(name.decode("latin-1"), []).append(value)
     return result
+
+
+# A "%" that does not start an escape: it stands for itself.
+_STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _unquote(data: bytes) -> bytes:
+    """``urllib.parse.unquote_to_bytes``, in C passes over the bytes.
+
+    The standard library's loop runs Python code for every ``%``: about a
+    microsecond each, so a 10 MiB form body of ``%41%41...`` cost 3 s of
+    CPU, and one of bare ``%`` signs 8 to 14 s, the event loop blocked.
+    Here every ``%XX`` becomes the Python escape ``\\xXX`` (a literal
+    backslash first becomes ``\\\\``, a stray ``%`` the escape of itself)
+    and the ``unicode_escape`` codec decodes them all; it reads other bytes
+    as latin-1, so ``encode("latin-1")`` gives every byte back. Valid
+    escapes cost nothing in Python any more (about 6x faster); a stray
+    ``%`` still costs one regex match, in C (about 2.5x faster).
+    """
+    if b"\\" in data:
+        data = data.replace(b"\\", b"\\\\")
+    escaped = _STRAY_PERCENT.sub(rb"\\x25", data).replace(b"%", b"\\x")
+    return escaped.decode("unicode_escape").encode("latin-1")
 
 
 # -- header parameters: Content-Type, Content-Disposition ---------------------

@@ -392,8 +392,22 @@ def test_the_depth_check_runs_no_python_code_per_container() -> None:
     def towers(n: int) -> bytes:  # each 65 deep: refused
         return b"[" + (b"[" * 64 + b"]" * 64 + b",") * n + b"1]"
 
-    for make in (flat, towers):
-        assert python_lines(parse, make(10_000)) == python_lines(parse, make(100))
+    # Both sizes within one 16 KiB window (there is Python per window).
+    assert python_lines(parse, flat(5_000)) == python_lines(parse, flat(100))
+    assert python_lines(parse, towers(100)) == python_lines(parse, towers(1))
+
+
+def test_the_depth_check_needs_no_memory_per_string() -> None:
+    # Splitting a whole body of '"ab"ab...' at its quotes made an object
+    # per string: 200 MB for 10 MiB, for a body json.loads refuses at once.
+    body = b"[" * 65 + b'"ab' * 1_000_000
+    tracemalloc.start()
+    try:
+        assert forms._nesting(body, 64) > 64
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(body) // 4  # what one window's pieces take
 
 
 _json_values = st.recursive(
@@ -412,6 +426,19 @@ def _reference_depth(value: Any) -> int:
     if not isinstance(value, list):
         return 0
     return 1 + max(map(_reference_depth, value), default=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_json_values, st.integers(min_value=1, max_value=9))
+def test_the_depth_is_the_same_whatever_the_window(value: Any, window: int) -> None:
+    body = json.dumps(value, ensure_ascii=False).encode()
+    saved = forms._NESTING_WINDOW
+    forms._NESTING_WINDOW = window
+    try:
+        measured = forms._nesting(body, 1000)
+    finally:
+        forms._NESTING_WINDOW = saved
+    assert measured == _reference_depth(value)
 
 
 @settings(max_examples=300, deadline=None)

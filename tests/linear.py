@@ -13,6 +13,7 @@ each size run without being preempted.
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,3 +80,37 @@ def assert_linear(
         f"10x the input (n={n}) cost {large / small:.1f}x the time "
         f"({small * 1e6:.0f} us -> {large * 1e6:.0f} us): not linear"
     )
+
+
+def python_lines(func: Callable[[Any], object], data: Any) -> int:
+    """How many lines of Python ``func(data)`` runs (C code runs none).
+
+    For a parser that must stay in C however hostile its input: the count
+    for a large input equals the count for a small one when no Python code
+    runs per byte, per escape or per object, which a timing cannot show as
+    reliably (linear but a microsecond per byte is still too slow).
+    """
+    lines = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return trace
+
+    # The collector is paused: a collection runs whatever finalizers
+    # earlier tests left, in Python, and more often for a larger input.
+    enabled = gc.isenabled()
+    gc.disable()
+    with _coverage_paused():
+        previous = sys.gettrace()
+        sys.settrace(trace)
+        try:
+            func(data)
+        except Exception:
+            pass  # a parser refusing the input runs lines too: they count
+        finally:
+            sys.settrace(previous)
+            if enabled:
+                gc.enable()
+    return lines

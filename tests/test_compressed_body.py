@@ -33,7 +33,13 @@ class Form(RequestHandler):
 class Stream(RequestHandler):
     async def post(self) -> None:
         sizes = [len(chunk) async for chunk in self.request.stream()]
-        self.write({"total": sum(sizes), "largest": max(sizes, default=0)})
+        self.write(
+            {
+                "total": sum(sizes),
+                "largest": max(sizes, default=0),
+                "chunks": len(sizes),
+            }
+        )
 
 
 def app(**settings: Any) -> Application:
@@ -145,6 +151,27 @@ def test_members_are_found_whatever_the_chunk_boundaries() -> None:
     )
     decoder.flush()
     assert out == b"first, second"
+
+
+def test_tiny_members_are_joined_into_few_pieces() -> None:
+    # Regression: each member's output was a piece of its own, so 20 bytes
+    # on the wire were one round trip through the handler's loop.
+    body = gzip.compress(b"x", mtime=0) * 5000
+    decoder = Decompressor("gzip", 1024 * 1024)
+    assert decoder.decompress(body) == [b"x" * 5000]
+    big = gzip.compress(b"y" * 100_000, mtime=0)
+    pieces = Decompressor("gzip", 1024 * 1024).decompress(big + body)
+    assert [len(p) for p in pieces] == [64 * 1024, 100_000 - 64 * 1024 + 5000]
+
+
+async def test_tiny_members_reach_a_streaming_handler_in_few_chunks() -> None:
+    body = gzip.compress(b"x", mtime=0) * 20_000  # 400 KB, 20,000 bytes decoded
+    async with TestClient(app(decompress_request=True)) as client:
+        r = await client.post(
+            "/stream", body=body, headers={"Content-Encoding": "gzip"}
+        )
+    assert r.json()["total"] == 20_000
+    assert r.json()["chunks"] < 100
 
 
 def test_the_cap_counts_every_member() -> None:

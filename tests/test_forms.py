@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from linear import assert_linear
+from linear import assert_linear, python_lines
 
-from trioweb import Application, HTTPError, HTTPServerRequest, RequestHandler
+from trioweb import Application, HTTPError, HTTPServerRequest, RequestHandler, forms
 from trioweb.forms import (
     is_json_type,
     media_type,
@@ -65,6 +65,84 @@ def test_parse_urlencoded_agrees_with_the_stdlib(qs: str) -> None:
     )
     expected = {k: [v.encode("latin-1") for v in vs] for k, vs in reference.items()}
     assert parse_urlencoded(qs.encode("latin-1")) == expected
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"%",
+                b"\\",
+                b"x",
+                b"N{",
+                b"u",
+                b"\r\n",
+                b"\xff",
+                b"4",
+                b"1",
+                b"aF",
+                b"=",
+                b"+",
+                b"\x00",
+            ]
+        ),
+        max_size=20,
+    )
+)
+def test_escapes_decode_as_the_stdlib_does(pieces: list[bytes]) -> None:
+    # What the C decoder could get wrong: stray "%", backslashes (which it
+    # uses itself), Python escape letters, any byte.
+    data = b"".join(pieces)
+    value = data.replace(b"&", b"").partition(b"=")[2] or b""
+    field = b"v=" + value
+    expected = urllib.parse.unquote_to_bytes(value.replace(b"+", b" "))
+    assert parse_urlencoded(field) == {"v": [expected]}
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.sampled_from([b"%", b"=", b"4", b"1", b"aF", b"z", b"\xff"]), max_size=30
+    ),
+    st.integers(min_value=3, max_value=8),
+)
+def test_escapes_decode_the_same_whatever_the_chunk_size(
+    pieces: list[bytes], chunk: int
+) -> None:
+    # The decoder works in chunks cut where no escape straddles the cut.
+    data = b"".join(pieces)
+    saved = forms._UNQUOTE_CHUNK
+    forms._UNQUOTE_CHUNK = chunk
+    try:
+        decoded = forms._unquote(data)
+    finally:
+        forms._UNQUOTE_CHUNK = saved
+    assert decoded == urllib.parse.unquote_to_bytes(data)
+
+
+@pytest.mark.parametrize("escape", [b"%", b"%41", b"%z"])
+def test_decoding_escapes_needs_no_memory_per_escape(escape: bytes) -> None:
+    # urllib kept a list entry per "%" (2 GB for a 10 MiB body of them).
+    data = escape * (1024 * 1024 // len(escape))
+    tracemalloc.start()
+    try:
+        decoded = forms._unquote(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded == urllib.parse.unquote_to_bytes(data)
+    assert peak < 3 * len(data)  # the pieces and their join
+
+
+@pytest.mark.parametrize("escape", [b"%41", b"%", b"%z", b"\\%4"])
+def test_escapes_are_decoded_with_no_python_code_per_escape(escape: bytes) -> None:
+    # urllib's unquote_to_bytes runs Python for every "%": a 10 MiB body
+    # of them cost 3 s (valid escapes) to 14 s (bare "%") of CPU.
+    def parse(n: int) -> int:
+        data = b"a=" + escape * n + b"&" + escape * n + b"=b"
+        return python_lines(parse_urlencoded, data)
+
+    assert parse(10_000) == parse(10)
 
 
 @pytest.mark.parametrize("extra_separators", [False, True])
@@ -285,6 +363,91 @@ def test_parse_json_is_linear(make: Any) -> None:
     # same path (past the limit). With 64, a busy machine shrank the small
     # input under the limit, and timed a cheap success against a walk.
     assert_linear(lambda body: parse_json(body, "application/json", 4), make)
+
+
+def test_too_deep_json_is_refused_before_it_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The depth is measured on the bytes: a body over the limit never
+    # reaches the decoder, so none of its objects is made.
+    def loads(text: str) -> Any:
+        raise AssertionError("json.loads was called")
+
+    monkeypatch.setattr(json, "loads", loads)
+    for body in (b"[" * 65 + b"]" * 65, b'[{"a":' * 40 + b"1" + b"}]" * 40):
+        with pytest.raises(HTTPError) as info:
+            parse_json(body, "application/json", 64)
+        assert "max_json_depth=64" in (info.value.reason or "")
+
+
+def test_the_depth_check_runs_no_python_code_per_container() -> None:
+    # Ten megabytes of "[]," is 3.5 million containers: walking them in
+    # Python after the parse cost several times the parse (over 10 s).
+    def parse(body: bytes) -> None:
+        parse_json(body, "application/json", 64)
+
+    def flat(n: int) -> bytes:
+        return b"[" + b"[]," * n + b"{}]"
+
+    def towers(n: int) -> bytes:  # each 65 deep: refused
+        return b"[" + (b"[" * 64 + b"]" * 64 + b",") * n + b"1]"
+
+    # Both sizes within one 16 KiB window (there is Python per window).
+    assert python_lines(parse, flat(5_000)) == python_lines(parse, flat(100))
+    assert python_lines(parse, towers(100)) == python_lines(parse, towers(1))
+
+
+def test_the_depth_check_needs_no_memory_per_string() -> None:
+    # Splitting a whole body of '"ab"ab...' at its quotes made an object
+    # per string: 200 MB for 10 MiB, for a body json.loads refuses at once.
+    body = b"[" * 65 + b'"ab' * 1_000_000
+    tracemalloc.start()
+    try:
+        assert forms._nesting(body, 64) > 64
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(body) // 4  # what one window's pieces take
+
+
+_json_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab,:\u00e9'),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet='[{"\\', max_size=3), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def _reference_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list):
+        return 0
+    return 1 + max(map(_reference_depth, value), default=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_json_values, st.integers(min_value=1, max_value=9))
+def test_the_depth_is_the_same_whatever_the_window(value: Any, window: int) -> None:
+    body = json.dumps(value, ensure_ascii=False).encode()
+    saved = forms._NESTING_WINDOW
+    forms._NESTING_WINDOW = window
+    try:
+        measured = forms._nesting(body, 1000)
+    finally:
+        forms._NESTING_WINDOW = saved
+    assert measured == _reference_depth(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values, st.sampled_from([None, 1]))
+def test_the_depth_measured_on_the_bytes_is_the_real_one(
+    value: Any, indent: int | None
+) -> None:
+    body = json.dumps(value, indent=indent, ensure_ascii=False).encode()
+    assert forms._nesting(body, 1000) == _reference_depth(value)
 
 
 @settings(max_examples=200, deadline=None)

@@ -18,7 +18,7 @@ from trioweb import (
     RequestHandler,
     UploadedFile,
 )
-from trioweb.multipart import parse_multipart
+from trioweb.multipart import MAX_PART_HEADERS, parse_multipart
 from trioweb.testing import TestClient
 
 BOUNDARY = "trioweb-test-boundary"
@@ -162,6 +162,27 @@ def test_the_default_header_block_cap_is_10_kib() -> None:
     assert parse_multipart(body(9), CONTENT_TYPE)[0] == {"f": [b"v"]}
     with pytest.raises(HTTPError):
         parse_multipart(body(11), CONTENT_TYPE)
+
+
+def test_part_header_count_cap() -> None:
+    # Tiny headers fit the byte cap by the thousand, and each costs the
+    # parser more than its bytes: the count has a cap of its own.
+    def body(headers: int) -> bytes:
+        pads = [f"X-{i}: p" for i in range(headers - 1)]
+        return body_of(part(['Content-Disposition: form-data; name="f"', *pads], b"v"))
+
+    assert parse_multipart(body(MAX_PART_HEADERS), CONTENT_TYPE)[0] == {"f": [b"v"]}
+    with pytest.raises(HTTPError) as info:
+        parse_multipart(body(MAX_PART_HEADERS + 1), CONTENT_TYPE)
+    assert info.value.status_code == 400
+    assert f"limit {MAX_PART_HEADERS}" in (info.value.reason or "")
+    # What a hostile client sends: a 10 KiB block of "X:y" lines.
+    flood = body_of(
+        part(["X:y"] * 2000 + ["Content-Disposition: form-data; name=f"], b"")
+    )
+    with pytest.raises(HTTPError) as info:
+        parse_multipart(flood, CONTENT_TYPE)
+    assert "Too many headers" in (info.value.reason or "")
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,18 @@ import datetime
 import email.utils
 import json
 import logging
+import re
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trioweb import Application, HTTPServerRequest, MissingArgumentError, RequestHandler
+from trioweb.handler_arguments import _remove_control_chars
 from trioweb.httputil import HTTPHeaders
 from trioweb.testing import TestClient
 
@@ -353,6 +358,29 @@ async def test_control_characters_become_spaces() -> None:
     value = "a\x00b\x08c\td\ne\x0bf\x0cg\rh\x0ei\x1fj\x7fk"
     r = await fetch(app, "GET", "/", params={"a": value})
     assert r.json() == {"v": "a b c\td\ne\x0bf\x0cg\rh i j\x7fk"}
+
+
+@given(st.text(alphabet="a\x00\x01\x08\t\n\x0b\x0e\x1f\x7f é\ud800日", max_size=30))
+def test_control_characters_are_replaced_as_tornado_does(text: str) -> None:
+    # The C version agrees with Tornado's substitution, whatever the text
+    # (a decode_argument override may return surrogates).
+    assert _remove_control_chars(text) == re.sub(r"[\x00-\x08\x0e-\x1f]", " ", text)
+
+
+@pytest.mark.parametrize("unit", ["\x01", "a\x1f"])
+def test_control_characters_are_replaced_in_one_pass(unit: str) -> None:
+    # A regular expression substitution kept a list entry per match and
+    # took 1.5 s of CPU for a 10 MiB value of control characters; the
+    # translation allocates the result and nothing per character.
+    text = unit * 1_000_000
+    tracemalloc.start()
+    try:
+        replaced = _remove_control_chars(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert replaced == unit.replace("\x01", " ").replace("\x1f", " ") * 1_000_000
+    assert peak < 1.5 * len(text)
 
 
 async def test_arguments_are_utf8_decoded() -> None:

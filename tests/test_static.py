@@ -3,6 +3,7 @@ streaming, static_url versions -- through the real connection code."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -309,6 +310,20 @@ async def test_symlink_out_of_the_root_is_refused(root: Path) -> None:
         status, _, body = await get(root, path)
         assert status == 403, path
         assert b"SECRET" not in body
+
+
+async def test_names_the_file_system_refuses_are_404_not_500(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # stat() fails with ENAMETOOLONG for a segment over 255 bytes, and
+    # with ELOOP for a symlink loop: the client's doing, not a server error.
+    (root / "loop1").symlink_to(root / "loop2")
+    (root / "loop2").symlink_to(root / "loop1")
+    caplog.set_level(logging.ERROR, logger="trioweb")
+    for path in ("/static/" + "a" * 256, "/static/loop1", "/static/loop1/x"):
+        status, _, _ = await get(root, path)
+        assert status == 404, path
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_symlink_inside_the_root_is_served(root: Path) -> None:

@@ -146,6 +146,58 @@ async def test_a_message_may_have_only_so_many_fragments(
     assert ws.close_reason == f"message in more than {cap} frames"
 
 
+@pytest.mark.parametrize(
+    "flood",
+    [
+        frame(0xA, b"") * 5000,  # unsolicited pongs: nothing to answer
+        # A message of 4000 empty fragments (under the cap).
+        frame(0x1, b"", fin=False)
+        + frame(0x0, b"", fin=False) * 3998
+        + frame(0x0, b"", fin=True),
+    ],
+)
+async def test_a_flood_of_tiny_frames_lets_other_tasks_run(
+    flood: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One read holds thousands of six-byte frames, most of which reach no
+    # checkpoint; the reader yields every few dozen, so the rest of the
+    # server runs meanwhile. Each frame handled notes how often another
+    # task has run so far: a long run of the same count is a stretch of
+    # frames during which nothing else could.
+    from trioweb._wssession import Session
+
+    ticks = 0
+    seen: list[int] = []
+    handle = Session._handle
+
+    async def counting(self: Session, event: Any) -> bool:
+        seen.append(ticks)
+        return await handle(self, event)
+
+    monkeypatch.setattr(Session, "_handle", counting)
+
+    async def spin() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    app = trioweb.Application([("/", Echo)], websocket_ping_interval=0)
+    async with TestClient(app) as client, trio.open_nursery() as nursery:
+        async with client.websocket_connect("/") as ws:
+            nursery.start_soon(spin)
+            await ws.send_raw(flood + frame(0x1, b"done"))
+            if flood.startswith(frame(0x1, b"", fin=False)):
+                assert await ws.receive() == ""  # the fragmented message
+            assert await ws.receive() == "done"
+        nursery.cancel_scope.cancel()
+    assert len(seen) > 4000
+    # trio may run the other task before the reader in one batch and after
+    # it in the next: two yields' worth of frames can share a count.
+    longest = max(seen.count(tick) for tick in set(seen))
+    assert longest <= 2 * 64
+
+
 # -- compression ---------------------------------------------------------------
 
 

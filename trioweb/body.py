@@ -91,8 +91,15 @@ class Decompressor:
         self.size = 0
 
     def decompress(self, data: bytes) -> list[bytes]:
-        """The decoded pieces of ``data`` (each at most 64 KiB)."""
+        """The decoded pieces of ``data``: each 64 KiB, but the last.
+
+        What one chunk decodes to is joined across members: a body of
+        thousands of tiny gzip members (20 bytes each, one decoded byte)
+        made thousands of one-byte pieces, each a round trip through the
+        handler's loop (``data_received()``, ``async for``).
+        """
         pieces = []
+        joined = bytearray()
         pending = data
         while pending:
             if self._zlib.eof:
@@ -100,7 +107,7 @@ class Decompressor:
                 if not pending:
                     break
             try:
-                piece = self._zlib.decompress(pending, _PIECE)
+                piece = self._zlib.decompress(pending, _PIECE - len(joined))
             except zlib.error as exc:
                 raise HTTPError(
                     400,
@@ -110,14 +117,18 @@ class Decompressor:
                     reason=f"Corrupt {self.encoding} request body",
                 ) from None
             self._count(piece)
-            if piece:
-                pieces.append(piece)
+            joined += piece
+            if len(joined) == _PIECE:
+                pieces.append(bytes(joined))
+                joined.clear()
             # At the end of a stream what follows it is unused_data (and
             # unconsumed_tail may still hold the same bytes: not both).
             if self._zlib.eof:
                 pending = self._zlib.unused_data
             else:
                 pending = self._zlib.unconsumed_tail
+        if joined:
+            pieces.append(bytes(joined))
         return pieces
 
     def _next_member(self, data: bytes) -> bytes:

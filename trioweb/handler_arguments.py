@@ -29,6 +29,27 @@ _ARG_DEFAULT: Any = object()
 # Tornado replaces these control characters in arguments with spaces: they
 # have no business in form values and confuse logs and terminals.
 _REMOVE_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_CONTROL = bytes([*range(0x00, 0x09), *range(0x0E, 0x20)])
+_CONTROL_TO_SPACE = bytes.maketrans(_CONTROL, b" " * len(_CONTROL))
+_CONTROL_TO_SPACE_STR = {code: " " for code in _CONTROL}
+
+
+def _remove_control_chars(text: str) -> str:
+    """Each control character of ``text`` replaced by a space, in C.
+
+    A regular expression substitution costs about 0.1 us per match: a
+    10 MiB form value of control characters cost 1.5 s of CPU in one
+    ``get_argument()``. ``str.translate`` is as fast only for ASCII text;
+    other text goes through UTF-8, where a control character is always one
+    byte of its own (``surrogatepass``: whatever ``decode_argument``
+    returned comes back unchanged).
+    """
+    if _REMOVE_CONTROL_CHARS.search(text) is None:
+        return text
+    if text.isascii():
+        return text.translate(_CONTROL_TO_SPACE_STR)
+    encoded = text.encode("utf-8", "surrogatepass")
+    return encoded.translate(_CONTROL_TO_SPACE).decode("utf-8", "surrogatepass")
 
 
 class HandlerArguments:
@@ -103,6 +124,6 @@ class HandlerArguments:
             # An override may return bytes (as Tornado allows): those are
             # left as they are, bar the strip.
             if isinstance(text, str):
-                text = _REMOVE_CONTROL_CHARS.sub(" ", text)
+                text = _remove_control_chars(text)
             values.append(text.strip() if strip else text)
         return values

@@ -333,7 +333,13 @@ class XSRFToken:
 def _mask(mask: bytes, data: bytes) -> bytes:
     # XOR with the 4-byte mask repeated (websocket masking): the masked
     # token differs on every page, so compression cannot leak it (BREACH).
-    return bytes(byte ^ mask[index % 4] for index, byte in enumerate(data))
+    # Done on two big integers, in C: the token to unmask is the client's
+    # (a form field up to the body limit), and a Python loop per byte cost
+    # 0.9 s of CPU for a 10 MiB _xsrf field.
+    size = len(data)
+    key = (mask * (size // 4 + 1))[:size]
+    xored = int.from_bytes(data, "big") ^ int.from_bytes(key, "big")
+    return xored.to_bytes(size, "big")
 
 
 def new_xsrf_token() -> bytes:

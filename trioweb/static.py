@@ -29,6 +29,7 @@ download at once (the file is closed by the ``async with``).
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import stat
 from typing import Any
@@ -42,6 +43,20 @@ from .errors import HTTPError
 from .handler import RequestHandler
 
 __all__ = ["StaticFileHandler"]
+
+# What a client's path can make stat() or open() fail with: each means
+# "there is no such file to serve", a 404, not a server error. A name
+# longer than the file system allows (ENAMETOOLONG: a URL segment of 256
+# bytes) and a symlink loop (ELOOP) are the client's doing too.
+_NO_SUCH_FILE = frozenset(
+    {
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+    }
+)
 
 
 class StaticFileHandler(RequestHandler):
@@ -83,10 +98,12 @@ class StaticFileHandler(RequestHandler):
         # stat before open: opening a FIFO would block until a writer came.
         try:
             st = await trio.to_thread.run_sync(os.stat, abspath)
-        except (FileNotFoundError, NotADirectoryError):
-            raise HTTPError(404) from None
         except PermissionError:
             raise HTTPError(403, "cannot stat %s", abspath) from None
+        except OSError as exc:
+            if exc.errno not in _NO_SUCH_FILE:
+                raise
+            raise HTTPError(404) from None
         if stat.S_ISDIR(st.st_mode):
             await self._serve_directory(path, include_body)
             return
@@ -94,10 +111,12 @@ class StaticFileHandler(RequestHandler):
             raise HTTPError(404, "%s is not a regular file", abspath)
         try:
             file = await trio.open_file(abspath, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise HTTPError(404) from None  # replaced since the stat
         except PermissionError:
             raise HTTPError(403, "cannot read %s", abspath) from None
+        except OSError as exc:
+            if exc.errno not in _NO_SUCH_FILE:
+                raise
+            raise HTTPError(404) from None  # replaced since the stat
         async with file:
             # The headers describe the file we opened, even if it was
             # replaced since the stat.
